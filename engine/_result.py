@@ -1,0 +1,58 @@
+"""The result of one evaluation: immutable, and `to_dict()` is the contract's JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+URGENCY_ORDER = {"immediate": 0, "urgent": 1, "routine": 2}
+
+
+@dataclass(frozen=True)
+class RecommendationResult:
+    code: str
+    kind: str
+    urgency: str
+    title: str
+    text: str
+    rule: str
+    rules: tuple[str, ...]
+    citations: tuple[str, ...]
+    because: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "kind": self.kind, "urgency": self.urgency, "title": self.title,
+                "text": self.text, "rule": self.rule, "rules": list(self.rules),
+                "citations": list(self.citations), "because": list(self.because)}
+
+
+@dataclass(frozen=True)
+class MissingFact:
+    fact: str
+    needed_for: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fact": self.fact, "needed_for": list(self.needed_for)}
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the guideline recommends for one patient, why, and what data it lacked."""
+
+    guideline: dict[str, str]
+    derived: dict[str, Any]
+    recommendations: tuple[RecommendationResult, ...]
+    missing: tuple[MissingFact, ...]
+    rules_fired: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def codes(self) -> list[str]:
+        return [r.code for r in self.recommendations]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "guideline": dict(self.guideline),
+            "derived": dict(self.derived),
+            "recommendations": [r.to_dict() for r in self.recommendations],
+            "missing": [m.to_dict() for m in self.missing],
+        }
