@@ -61,8 +61,15 @@ def condition(data: dict[str, Any], doc: Document, path: Path_) -> Condition:
         return Not(condition(data["not"], doc, path + ("not",)))
     where = Where(doc, path)
     tests = [(op, data[op]) for op in (*COMPARISONS, "is", "in", "known") if op in data]
-    parts: list[Condition] = [Atom(data["fact"], op, tuple(value) if op == "in" else value,
-                                   Where(doc, path + (op,)), data.get("unit")) for op, value in tests]
+    parts: list[Condition] = []
+    for op, value in tests:
+        atom = Atom(data["fact"], op, tuple(value) if op == "in" else value, Where(doc, path + (op,)),
+                    data.get("unit"))
+        if op == "known":  # one atom kind, "is known"; `known: false` is its negation
+            atom = Atom(data["fact"], "known", True, atom.where)
+            parts.append(atom if value else Not(atom))
+        else:
+            parts.append(atom)
     if not parts:  # schema guarantees a test unless only `unit` was given
         return Atom(data["fact"], "known", True, where, data.get("unit"))
     return parts[0] if len(parts) == 1 else All(tuple(parts))
