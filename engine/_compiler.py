@@ -58,6 +58,7 @@ class Program:
     definition: dict[str, Any]
     actions: dict[str, Action]
     item_facts: dict[str, tuple[Score, ScoreItem]] = field(default_factory=dict)
+    rules: dict[str, Rule] = field(default_factory=dict)
 
 
 def item_fact(score: Score, item: ScoreItem) -> str:
@@ -278,4 +279,4 @@ def compile_content(content: Content) -> Program:
             b.add(Action("score-u", score.fact, pats, score=score))
         for pats in b.each(score.applies_when, "F"):
             b.add(Action("score-na", score.fact, pats, score=score))
-    return Program(b.definition, b.actions, item_facts)
+    return Program(b.definition, b.actions, item_facts, {r.id: r for r in content.rules})

@@ -41,14 +41,16 @@ class _Firing:
 class Evaluation:
     """Collects what the actions of one durable_rules session report."""
 
-    def __init__(self, content: Content, program: Program):
+    def __init__(self, content: Content, program: Program, patient: dict[str, Any]):
         self.content = content
+        self.patient = patient
         self.program = program
         self.resolved: dict[str, Resolution] = {}
         self.recs: dict[str, list[_Firing]] = {}
         self.missing_inputs: dict[str, set[str]] = {}   # target -> input facts absent
         self.missing_via: dict[str, set[str]] = {}      # target -> undetermined derived facts
         self.rules_fired: set[str] = set()
+        self._behind: dict[str, set[str]] = {}
         self._emit: Callable[[dict[str, Any]], None] = lambda fact: None
 
     # --- reading matched facts ---------------------------------------------------------
@@ -78,14 +80,15 @@ class Evaluation:
                     parts.append(part)
         return "; ".join(parts) or "always", tuple(deps)
 
-    def _record_missing(self, target: str, action: Action, matched: Matched) -> None:
+    def _record_missing(self, target: str, action: Action) -> None:
+        """Which facts left `target` undetermined: read from the patient and the derived facts
+        already resolved, not from the matched message (whose decoding is the costly part)."""
         inputs = self.missing_inputs.setdefault(target, set())
         via = self.missing_via.setdefault(target, set())
         for p in action.patterns:
-            fact = matched[p.name]
             if p.fact is None:
-                inputs.update(atom.fact for atom, _ in p.literals if atom.fact not in fact)
-            elif fact.get("u"):
+                inputs.update(atom.fact for atom, _ in p.literals if atom.fact not in self.patient)
+            elif self.resolved[p.fact].state == "unknown":
                 via.add(p.fact)
 
     # --- values --------------------------------------------------------------------------
@@ -161,7 +164,7 @@ class Evaluation:
             self.rules_fired.add(action.rule.id)
         elif kind == "recommend-u":
             assert action.rule is not None
-            self._record_missing(action.rule.recommend or "", action, matched)
+            self._record_missing(action.rule.recommend or "", action)
         elif kind in ("derive", "item"):
             text, deps = self._explain(action, matched)
             value = self._compute(action.value, action, matched)
@@ -171,7 +174,7 @@ class Evaluation:
             self._resolve(action.target, Resolution("value", value, reasons=[(rule_id, text, deps)]),
                           self._number_fact(value))
         elif kind in ("derive-u", "item-u"):
-            self._record_missing(action.target, action, matched)
+            self._record_missing(action.target, action)
             fact: dict[str, Any] = {"u": 1}
             if action.bounds:
                 fact.update(lo=action.bounds[0], hi=action.bounds[1])
@@ -179,7 +182,7 @@ class Evaluation:
         elif kind in ("derive-na", "score-na"):
             self._resolve(action.target, Resolution("na"), {"na": 1})
         elif kind == "score-u":
-            self._record_missing(action.target, action, matched)
+            self._record_missing(action.target, action)
             self._resolve(action.target, Resolution("unknown"), {"u": 1})
         elif kind == "score":
             self._score(action, matched)
@@ -214,10 +217,13 @@ class Evaluation:
 
     # --- the result ------------------------------------------------------------------------
     def _inputs_behind(self, target: str, seen: frozenset[str] = frozenset()) -> set[str]:
+        if target in self._behind:
+            return self._behind[target]
         found = set(self.missing_inputs.get(target, ()))
         for dep in self.missing_via.get(target, ()):
             if dep not in seen:
                 found |= self._inputs_behind(dep, seen | {target})
+        self._behind[target] = found
         return found
 
     def _chain(self, deps: tuple[str, ...], lines: list[str], seen: set[str]) -> None:
@@ -262,7 +268,7 @@ class Evaluation:
             entry = content.catalogue[code]
             firings = sorted(firings, key=lambda f: (f.rule, f.text))
             rules = tuple(dict.fromkeys(f.rule for f in firings))
-            by_id = {r.id: r for r in content.rules}
+            by_id = self.program.rules
             refs = sorted({ref for rid in rules for ref in by_id[rid].citations})
             because: list[str] = []
             seen: set[str] = set()
@@ -300,6 +306,6 @@ def _number(value: Fraction) -> int | float:
 def run(content: Content, program: Program, ruleset: Ruleset, facts: dict[str, Any],
         guideline: dict[str, str], converted: dict[str, float]) -> Result:
     """Evaluate validated, canonical `facts`."""
-    evaluation = Evaluation(content, program)
+    evaluation = Evaluation(content, program, facts)
     ruleset.run({"t": INPUT, **facts}, evaluation.handle)
     return evaluation.result(guideline, converted)
