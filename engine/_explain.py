@@ -44,7 +44,7 @@ def describe(atom: Atom, states: States, actual: Any, unit: str | None) -> str:
     if atom.op == "in":
         listed = ", ".join(map(show, atom.value))
         return f"{name} is {show(actual)} ({'one of' if T in states else 'none of'} {listed})"
-    if T in states or (isinstance(atom.value, bool) and actual == atom.value):
+    if T in states or isinstance(actual, bool):
         return f"{name} is {show(actual)}"
     if states == frozenset(F) or actual is not None:
         return f"{name} is {show(actual)}, not {show(atom.value)}"

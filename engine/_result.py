@@ -19,11 +19,13 @@ class RecommendationResult:
     rules: tuple[str, ...]
     citations: tuple[str, ...]
     because: tuple[str, ...]
+    references: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "kind": self.kind, "urgency": self.urgency, "title": self.title,
                 "text": self.text, "rule": self.rule, "rules": list(self.rules),
-                "citations": list(self.citations), "because": list(self.because)}
+                "citations": list(self.citations), "because": list(self.because),
+                "references": list(self.references)}
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Result:
     recommendations: tuple[RecommendationResult, ...]
     missing: tuple[MissingFact, ...]
     rules_fired: frozenset[str] = field(default_factory=frozenset)
+    explanations: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def codes(self) -> list[str]:
@@ -55,4 +58,5 @@ class Result:
             "derived": dict(self.derived),
             "recommendations": [r.to_dict() for r in self.recommendations],
             "missing": [m.to_dict() for m in self.missing],
+            "explanations": {name: list(lines) for name, lines in self.explanations.items()},
         }

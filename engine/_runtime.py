@@ -12,12 +12,16 @@ from fractions import Fraction
 from typing import Any
 
 from ._compiler import INPUT, Action, Pattern, Program
+from ._conditions import U
 from ._durable import Matched, Ruleset
 from ._errors import RuleEngineError
 from ._explain import describe, show
 from ._model import Content, Formula, Operand
 from ._result import URGENCY_ORDER, MissingFact, RecommendationResult, Result
 from ._units import exact, to_float
+
+
+_UNDETERMINED = frozenset(U)
 
 
 @dataclass
@@ -85,11 +89,16 @@ class Evaluation:
         already resolved, not from the matched message (whose decoding is the costly part)."""
         inputs = self.missing_inputs.setdefault(target, set())
         via = self.missing_via.setdefault(target, set())
+        # Only literals that require "undetermined" name missing facts: an absent fact that merely
+        # satisfies "not known false" sits beside a part that is already decided, and knowing it
+        # would not decide anything (e.g. anc_expected_below_0_5_within_48h when anc < 0.5).
         for p in action.patterns:
             if p.fact is None:
-                inputs.update(atom.fact for atom, _ in p.literals if atom.fact not in self.patient)
-            elif self.resolved[p.fact].state == "unknown":
+                inputs.update(atom.fact for atom, states in p.literals if states == _UNDETERMINED)
+            elif any(states == _UNDETERMINED for _, states in p.literals):
                 via.add(p.fact)
+        if target in self.content.facts and target not in self.patient:
+            inputs.add(target)  # a derived fact that is also an input (anc) is decided by giving it
 
     # --- values --------------------------------------------------------------------------
     def _read(self, op: Operand, action: Action, matched: Matched) -> Any:
@@ -168,7 +177,7 @@ class Evaluation:
         elif kind in ("derive", "item"):
             text, deps = self._explain(action, matched)
             value = self._compute(action.value, action, matched)
-            rule_id = action.rule.id if action.rule else "(no rule for true applies)"
+            rule_id = action.rule.id if action.rule else "its rules for true not applying"
             if action.rule:
                 self.rules_fired.add(action.rule.id)
             self._resolve(action.target, Resolution("value", value, reasons=[(rule_id, text, deps)]),
@@ -277,7 +286,8 @@ class Evaluation:
                 self._chain(f.deps, because, seen)
             recs.append(RecommendationResult(
                 code, entry.kind, entry.urgency, entry.title, entry.text, rules[0], rules,
-                tuple(f"[{ref}] {content.references[ref].citation}" for ref in refs), tuple(because)))
+                tuple(f"[{ref}] {content.references[ref].citation}" for ref in refs), tuple(because),
+                tuple(refs)))
         recs.sort(key=lambda r: (URGENCY_ORDER[r.urgency], r.code))
 
         fired = set(self.recs)
@@ -292,7 +302,12 @@ class Evaluation:
                 needed.setdefault(fact, set()).add(target)
         missing = tuple(MissingFact(fact, tuple(sorted(targets_)))
                         for fact, targets_ in sorted(needed.items()))
-        return Result(guideline, derived, tuple(recs), missing, frozenset(self.rules_fired))
+        explanations = {}
+        for name in content.derived:
+            res = self.resolved.get(name)
+            if res is not None and res.reasons:
+                explanations[name] = tuple(f"by {rule}: {text}" for rule, text, _ in res.reasons)
+        return Result(guideline, derived, tuple(recs), missing, frozenset(self.rules_fired), explanations)
 
     def _is_range(self, name: str) -> bool:
         return self.content.derived[name].type == "range"

@@ -207,10 +207,10 @@ def check(content: Content) -> list[Problem]:
         assert spec.where is not None
         sources = produced_by.get(name, [])
         if not sources:
-            problems.append(spec.where.problem("underived-fact", f"no rule or score derives '{name}'"))
+            problems.append(spec.where.problem("underived-fact", f"no rule or score derives '{name}'", "$key"))
         elif any(s.startswith("score") for s in sources) and len(sources) > 1:
             problems.append(spec.where.problem("conflicting-derivation", f"'{name}' is produced by "
-                                               f"{' and '.join(sources)}; a score's fact has one source"))
+                                               f"{' and '.join(sources)}; a score's fact has one source", "$key"))
         if name in content.facts and spec.type != content.facts[name].type:
             problems.append(spec.where.problem("type-mismatch", f"'{name}' is {content.facts[name].type} as an "
                                                f"input but {spec.type} as a derived fact", "type"))
@@ -220,13 +220,13 @@ def check(content: Content) -> list[Problem]:
         spec = content.derived[cycle[0]]
         assert spec.where is not None
         problems.append(spec.where.problem("cycle", "derived facts depend on each other in a cycle: "
-                                           + " -> ".join(cycle)))
+                                           + " -> ".join(cycle), "$key"))
 
     recommended = {rule.recommend for rule in content.rules if rule.recommend}
     for code, rec in content.catalogue.items():
         if code not in recommended:
             problems.append(rec.where.problem("code-without-rule", f"catalogue code '{code}' has no rule "
-                                              "recommending it"))
+                                              "recommending it", "$key"))
 
     if "traceability" in content.where:
         tw = content.where["traceability"]
