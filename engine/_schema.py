@@ -68,9 +68,17 @@ def _describe(error: ValidationError) -> tuple[tuple[Any, ...], str, str]:
 
 
 def check(doc: Document, kind: str) -> list[Problem]:
-    """Every schema problem of `doc` against the `kind` schema, located in the YAML file."""
+    """Every schema problem of `doc` against the `kind` schema, located in the YAML file.
+
+    A misspelt required key (`citatons`) is reported once, as the typo with its suggestion,
+    not a second time as "'citations' is required".
+    """
+    described = [_describe(_headline(error)) for error in validator(kind).iter_errors(doc.data)]
+    typos = {(path[:-2], message.split("did you mean '")[1].split("'")[0])
+             for path, code, message in described if code == "unknown-key" and "did you mean" in message}
     problems = []
-    for error in validator(kind).iter_errors(doc.data):
-        path, code, message = _describe(_headline(error))
+    for path, code, message in described:
+        if code == "missing-key" and (path, message.split("'")[1]) in typos:
+            continue
         problems.append(doc.problem(path, code, message))
     return problems
