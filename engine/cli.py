@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from . import _text
 from ._cases import all_rule_ids, load_cases, run_case
 from ._errors import EngineError, GuidelineInvalidError, InputFactsError
-from ._guideline import BUNDLED_GUIDELINE, Guideline, load, validate
+from ._guideline import BUNDLED_GUIDELINE, load, validate
 
 OK, FAILED, BAD_INPUT = 0, 1, 2
 
@@ -23,13 +23,10 @@ def _read_patient(source: str, stdin: TextIO) -> Any:
     except OSError as exc:
         raise InputFactsError([f"cannot read {source}: {exc.strerror}"]) from exc
     try:
-        return json.loads(text, parse_constant=lambda c: _reject_constant(c))
+        # NaN / Infinity parse as floats so the fact check can name the fact they were given for.
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputFactsError([f"{source}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}"]) from exc
-
-
-def _reject_constant(name: str) -> Any:
-    raise json.JSONDecodeError(f"{name} is not valid JSON", name, 0)
 
 
 def cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
