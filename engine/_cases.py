@@ -70,8 +70,9 @@ def _check_case(doc: Document, i: int, raw: dict[str, Any], guideline: Guideline
     for key in ("fires", "does_not_fire", "fires_exactly"):
         for j, code in enumerate(raw["expect"].get(key, [])):
             if code not in content.catalogue:
+                hint = did_you_mean(code, content.catalogue)
                 problems.append(doc.problem(("cases", i, "expect", key, j), "unknown-code",
-                                            f"unknown recommendation code '{code}'{did_you_mean(code, content.catalogue)}"))
+                                            f"unknown recommendation code '{code}'{hint}"))
     for name in raw["expect"].get("derived", {}):
         if name not in content.derived and name not in content.facts:
             problems.append(doc.problem(("cases", i, "expect", "derived", name, "$key"), "unknown-fact",
@@ -90,7 +91,7 @@ def _check_case(doc: Document, i: int, raw: dict[str, Any], guideline: Guideline
 
 def _same(expected: Any, actual: Any) -> bool:
     if isinstance(expected, list) and isinstance(actual, list):
-        return len(expected) == len(actual) and all(_same(e, a) for e, a in zip(expected, actual))
+        return len(expected) == len(actual) and all(_same(e, a) for e, a in zip(expected, actual, strict=True))
     if isinstance(expected, (int, float)) and isinstance(actual, (int, float)) \
             and not isinstance(expected, bool) and not isinstance(actual, bool):
         return math.isclose(expected, actual, rel_tol=0, abs_tol=1e-9)

@@ -270,7 +270,8 @@ def compile_content(content: Content) -> Program:
                 for pats in b.each(All((score.applies_when, opt.when)), "T"):
                     b.add(Action("item", fact, pats, score=score, item=item, value=opt.points))
             either = Any_(tuple(o.when for o in item.options))
-            for pats in b.each(All((score.applies_when, Undetermined(either))), "T"):
+            # Undetermined is compiler-internal: _conditions expands it, the YAML model has no such node.
+            for pats in b.each(All((score.applies_when, Undetermined(either))), "T"):  # type: ignore[arg-type]
                 b.add(Action("item-u", fact, pats, score=score, item=item, bounds=(min(points), max(points))))
         for pats in applies:
             extra = tuple((f"i_{j}", item_fact(score, item)) for j, item in enumerate(score.items))

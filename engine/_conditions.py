@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from itertools import product
 
 from ._errors import EngineError
-from ._model import All, Any_, Atom, Condition, NoneKnown, Not
+from ._model import All, Atom, Condition, NoneKnown, Not
 
 T, F, U = "t", "f", "u"
 States = frozenset[str]

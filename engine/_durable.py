@@ -32,7 +32,7 @@ MAX_RULES = 1000  # durable_rules hangs at 100% CPU when a ruleset nears ~1,300 
 
 _names = itertools.count()
 
-Handler = Callable[[str, "Matched", Callable[[dict[str, Any]], None]], None]
+Handler = Callable[[str, "Matched", Callable[[dict[str, Any]], object]], None]
 
 
 def _safe_float(value: Any) -> bool:

@@ -55,7 +55,7 @@ class Evaluation:
         self.missing_via: dict[str, set[str]] = {}      # target -> undetermined derived facts
         self.rules_fired: set[str] = set()
         self._behind: dict[str, set[str]] = {}
-        self._emit: Callable[[dict[str, Any]], None] = lambda fact: None
+        self._emit: Callable[[dict[str, Any]], object] = lambda fact: None
 
     # --- reading matched facts ---------------------------------------------------------
     def _unit(self, name: str) -> str | None:
@@ -157,7 +157,7 @@ class Evaluation:
             return {"v": value, "lo": value, "hi": value}
         return {"v": value}
 
-    def handle(self, rule_name: str, matched: Matched, emit: Callable[[dict[str, Any]], None]) -> None:
+    def handle(self, rule_name: str, matched: Matched, emit: Callable[[dict[str, Any]], object]) -> None:
         self._emit = emit
         action = self.program.actions[rule_name]
         kind = action.kind
@@ -295,8 +295,8 @@ class Evaluation:
         targets = [t for t in set(self.missing_inputs) | set(self.missing_via)
                    if t not in self.program.item_facts and t not in fired]
         for target in targets:
-            res = self.resolved.get(target)
-            if res is not None and res.state == "value":
+            outcome = self.resolved.get(target)
+            if outcome is not None and outcome.state == "value":
                 continue  # decided after all (e.g. by another branch)
             for fact in self._inputs_behind(target):
                 needed.setdefault(fact, set()).add(target)
@@ -304,9 +304,9 @@ class Evaluation:
                         for fact, targets_ in sorted(needed.items()))
         explanations = {}
         for name in content.derived:
-            res = self.resolved.get(name)
-            if res is not None and res.reasons:
-                explanations[name] = tuple(f"by {rule}: {text}" for rule, text, _ in res.reasons)
+            resolution = self.resolved.get(name)
+            if resolution is not None and resolution.reasons:
+                explanations[name] = tuple(f"by {rule}: {text}" for rule, text, _ in resolution.reasons)
         return Result(guideline, derived, tuple(recs), missing, frozenset(self.rules_fired), explanations)
 
     def _is_range(self, name: str) -> bool:

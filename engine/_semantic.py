@@ -194,11 +194,11 @@ def check(content: Content) -> list[Problem]:
         for key, target, want in (("fact", score.fact, "number"), ("range_fact", score.range_fact, "range")):
             if target is None:
                 continue
-            spec = content.derived.get(target)
-            if spec is None:
+            target_spec = content.derived.get(target)
+            if target_spec is None:
                 problems.append(score.where.problem("unknown-fact", f"'{target}' is not a derived fact of facts.yaml"
                                                     f"{did_you_mean(target, content.derived)}", key))
-            elif spec.type != want:
+            elif target_spec.type != want:
                 problems.append(score.where.problem("type-mismatch", f"'{target}' must be declared type {want}",
                                                     key))
             produced_by.setdefault(target, []).append(f"score '{score.id}'")
