@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._conditions import F, T, U, Branch, States, Undetermined, branches
-from ._model import All, Any_, Atom, Condition, Content, Operand, Rule, Score, ScoreItem, operands
+from ._conditions import F, T, U, Branch, ConditionTooLargeError, States, Undetermined, branches
+from ._model import All, Any_, Atom, Condition, Content, Operand, Rule, Score, ScoreItem, Where, operands
 from ._units import convert
 
 INPUT = "$input"
@@ -186,6 +186,9 @@ class _Builder:
     def __init__(self, content: Content):
         self.content = content
         self.definition: dict[str, Any] = {}
+        # The rule or score being compiled, to locate a ConditionTooLargeError.
+        self.owner: str = ""
+        self.owner_where: Where | None = None
         self.actions: dict[str, Action] = {}
         # Derived facts whose undetermined value can still carry bounds (scores, point values).
         self.bounded = frozenset(
@@ -202,7 +205,11 @@ class _Builder:
              deriving: str | None = None) -> list[tuple[Pattern, ...]]:
         """Distinct, satisfiable pattern lists under which `cond` is in truth `mode`."""
         out: dict[tuple[Pattern, ...], None] = {}
-        for branch in branches(cond, mode):
+        try:
+            expanded = branches(cond, mode)
+        except ConditionTooLargeError as exc:
+            raise ConditionTooLargeError(f"{self.owner}: {exc}", self.owner_where) from exc
+        for branch in expanded:
             patterns = _patterns(branch, self.content, deriving, self.bounded)
             if patterns is not None:
                 out.setdefault(patterns, None)
@@ -231,6 +238,7 @@ def compile_content(content: Content) -> Program:
 
     by_fact: dict[str, list[Rule]] = {}
     for rule in content.rules:
+        b.owner, b.owner_where = f"rule '{rule.id}'", rule.where
         if rule.recommend:
             for pats in b.each(rule.when, "T"):
                 b.add(Action("recommend", rule.id, pats, rule=rule))
@@ -241,6 +249,8 @@ def compile_content(content: Content) -> Program:
 
     for name, rules in by_fact.items():
         spec = content.derived[name]
+        b.owner = f"the rules deriving '{name}' ({', '.join(r.id for r in rules)})"
+        b.owner_where = rules[0].where
         cases = [(r, _effective(r)) for r in rules]
         for rule, cond in cases:
             for pats in b.each(cond, "T", name):
@@ -261,6 +271,7 @@ def compile_content(content: Content) -> Program:
 
     item_facts: dict[str, tuple[Score, ScoreItem]] = {}
     for score in content.scores:
+        b.owner, b.owner_where = f"score '{score.id}'", score.where
         applies = b.each(score.applies_when, "T")
         for item in score.items:
             fact = item_fact(score, item)

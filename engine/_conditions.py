@@ -39,6 +39,10 @@ class ConditionTooLargeError(EngineError):
 
     exit_code = 2
 
+    def __init__(self, message: str, where: object = None):
+        super().__init__(message)
+        self.where = where  # the rule or score (a _model.Where), filled in by the compiler
+
 
 def possible_states(atom: Atom) -> States:
     """`known` tests are never undetermined; a formula operand (`present`) is never false."""

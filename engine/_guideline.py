@@ -15,7 +15,7 @@ from ._conditions import ConditionTooLargeError
 from ._durable import Ruleset
 from ._errors import GuidelineInvalidError, Problem
 from ._facts import check_facts
-from ._model import Content
+from ._model import Content, Where
 from ._result import Result
 from ._runtime import run
 from ._yamlio import Document
@@ -47,8 +47,9 @@ def analyse(path: Path | str | None = None) -> tuple[Content | None, Program | N
     try:
         program = compile_content(content)
     except ConditionTooLargeError as exc:
-        where = content.where["guideline"]
-        return content, None, "", [where.problem("too-large", str(exc))]
+        where = exc.where if isinstance(exc.where, Where) else content.where["guideline"]
+        return content, None, "", [where.problem("too-large", f"{exc}; split the condition into "
+                                                 "derived facts", "when")]
     return content, program, _digest(docs), []
 
 

@@ -33,7 +33,9 @@ def _check_atom(content: Content, atom: Atom, deriving: str | None) -> Iterator[
         if spec.type != "number":
             yield atom.where.problem("type-mismatch",
                                      f"'{atom.fact}' is {spec.type}; '{atom.op}' compares numbers (use is / in)")
-        elif atom.unit is not None and spec.conversion(atom.unit) is None:
+        elif atom.unit is not None and content.facts.get(atom.fact, spec).conversion(atom.unit) is None:
+            # A derived fact that is also an input (anc) accepts the input's units.
+            spec = content.facts.get(atom.fact, spec)
             accepted = [spec.unit or "", *dict(spec.units)]
             yield where.problem("unit-mismatch", f"unit '{atom.unit}' is not a unit of '{atom.fact}' "
                                 f"(canonical {spec.unit}; accepted: {', '.join(accepted)})", "unit")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -24,9 +25,20 @@ def _read_patient(source: str, stdin: TextIO) -> Any:
         raise InputFactsError([f"cannot read {source}: {exc.strerror}"]) from exc
     try:
         # NaN / Infinity parse as floats so the fact check can name the fact they were given for.
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise InputFactsError([f"{source}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}"]) from exc
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON allows a key twice and keeps the last: for a patient that hides a value (an ANC of
+    0.3 overridden by 2.0), so it is an input error."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise InputFactsError([f"{key}: given twice in the same JSON object"])
+        seen[key] = value
+    return seen
 
 
 def cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
@@ -112,7 +124,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     out, err, stdin = out or sys.stdout, err or sys.stderr, stdin or sys.stdin
     parser = _parser()
     try:
-        args = parser.parse_args(argv)
+        # argparse prints usage errors and --help itself: send them to the caller's streams.
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     try:
@@ -123,8 +137,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         err.write("the guideline is invalid; run `guideline validate` for details\n")
         return BAD_INPUT
     except InputFactsError as exc:
-        for problem in exc.problems:
-            err.write(f"error: {problem}\n")
+        for message in exc.problems:
+            err.write(f"error: {message}\n")
         return BAD_INPUT
     except EngineError as exc:
         err.write(f"internal error: {exc}\n")

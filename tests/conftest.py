@@ -20,3 +20,65 @@ def bundled_copy(tmp_path: Path) -> Path:
     target = tmp_path / "neutropenia"
     shutil.copytree(engine.BUNDLED_GUIDELINE, target)
     return target
+
+
+# --- helpers for broken-guideline and CLI tests ------------------------------------------------
+
+def replace_once(path: Path, old: str, new: str) -> Path:
+    """Plain-text edit of one file; the old text must occur exactly once.
+
+    A test whose anchor text has disappeared (content was rewritten) fails here loudly instead
+    of silently no longer testing anything.
+    """
+    text = path.read_text(encoding="utf-8")
+    count = text.count(old)
+    assert count == 1, f"{path}: expected exactly one occurrence of {old!r}, found {count}"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return path
+
+
+def position(path: Path, needle: str, occurrence: int = 0) -> tuple[int, int]:
+    """1-based (line, column) of the start of `needle` (its `occurrence`-th match) in a file."""
+    text = path.read_text(encoding="utf-8")
+    start = -1
+    for _ in range(occurrence + 1):
+        start = text.find(needle, start + 1)
+        assert start >= 0, f"{path}: {needle!r} occurs fewer than {occurrence + 1} time(s)"
+    line = text.count("\n", 0, start) + 1
+    col = start - (text.rfind("\n", 0, start) + 1) + 1
+    return line, col
+
+
+@pytest.fixture
+def edit_yaml(bundled_copy: Path):
+    """edit_yaml("rules/antibiotics.yaml", old, new): replace text exactly once in the copy."""
+
+    def edit(relative: str, old: str, new: str) -> Path:
+        return replace_once(bundled_copy / relative, old, new)
+
+    return edit
+
+
+@pytest.fixture
+def locate():
+    """locate(path, needle, occurrence=0) -> (line, col), 1-based, of a text in a file."""
+    return position
+
+
+@pytest.fixture
+def fast_cli(monkeypatch: pytest.MonkeyPatch, guideline: engine.Guideline) -> None:
+    """In-process CLI runs reuse the session's bundled Guideline instead of reloading it.
+
+    Only for tests about input handling and output shape; loading itself is tested elsewhere
+    (and by the subprocess tests, which always load for real).
+    """
+    from engine import cli
+
+    real_load = cli.load
+
+    def load(path=None):
+        if path is None or Path(path).resolve() == engine.BUNDLED_GUIDELINE.resolve():
+            return guideline
+        return real_load(path)
+
+    monkeypatch.setattr(cli, "load", load)
