@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._conditions import F, T, U, Branch, ConditionTooLargeError, States, Undetermined, branches
+from ._conditions import Branch, ConditionTooLargeError, F, States, T, U, Undetermined, branches
 from ._model import All, Any_, Atom, Condition, Content, Operand, Rule, Score, ScoreItem, Where, operands
 from ._units import convert
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._conditions import F, T, U, States
+from ._conditions import F, States, T, U
 from ._model import Atom
 
 _SYMBOL = {"lt": "<", "le": "≤", "gt": ">", "ge": "≥"}

@@ -7,7 +7,7 @@ import json
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _loader, _semantic
 from ._compiler import Program, compile_content
@@ -19,6 +19,9 @@ from ._model import Content, Where
 from ._result import Result
 from ._runtime import run
 from ._yamlio import Document
+
+if TYPE_CHECKING:
+    from ._audit import AuditLog
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_GUIDELINE = REPO_ROOT / "guidelines" / "neutropenia"
@@ -82,14 +85,18 @@ class Guideline:
         return {"id": self.id, "version": self.version, "digest": self.digest,
                 "title": self.content.metadata.title, "status": self.content.metadata.status}
 
-    def evaluate(self, facts: Mapping[str, Any]) -> Result:
+    def evaluate(self, facts: Mapping[str, Any], audit_log: AuditLog | None = None) -> Result:
         """Recommendations for one patient's facts (contract section 4 names and units).
 
         Raises InputFactsError (every problem with the input, nothing evaluated) or
-        RuleEngineError (the evaluation failed; no partial result).
+        RuleEngineError (the evaluation failed; no partial result). With `audit_log`, the result
+        is returned only once its line is durably appended (AuditLogError otherwise).
         """
         canonical, converted = check_facts(self.content, facts)
-        return run(self.content, self.program, self._ruleset, canonical, self.info, converted)
+        result = run(self.content, self.program, self._ruleset, canonical, self.info, converted)
+        if audit_log is not None:
+            audit_log.append(self.info, canonical, result)
+        return result
 
 
 def load(path: Path | str | None = None) -> Guideline:

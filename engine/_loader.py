@@ -8,8 +8,28 @@ from typing import Any
 
 from . import _schema
 from ._errors import Problem
-from ._model import (COMPARISONS, All, Any_, Atom, Condition, Content, Conversion, FactSpec, Formula, Metadata,
-                     NoneKnown, Not, Operand, Recommendation, Reference, Rule, Score, ScoreItem, ScoreOption, Where)
+from ._model import (
+    COMPARISONS,
+    All,
+    Any_,
+    Atom,
+    Condition,
+    Content,
+    Conversion,
+    FactSpec,
+    Formula,
+    Metadata,
+    NoneKnown,
+    Not,
+    Operand,
+    Recommendation,
+    Reference,
+    Rule,
+    Score,
+    ScoreItem,
+    ScoreOption,
+    Where,
+)
 from ._yamlio import Document, Path_, read_yaml
 
 # file (or glob) -> schema kind; `True` = the file must exist.
@@ -92,7 +112,8 @@ def _fact_spec(name: str, data: dict[str, Any], derived: bool, doc: Document, pa
         unit=data.get("unit"), units=units,
         range=tuple(data["range"]) if "range" in data else None,  # type: ignore[arg-type]
         values=tuple(data.get("values", ())), loinc=tuple(data.get("loinc", ())),
-        undetermined_label=data.get("undetermined_label"), where=Where(doc, path))
+        undetermined_label=data.get("undetermined_label"), fhir_patient=data.get("fhir", {}).get("patient"),
+        fhir_component_of=tuple(data.get("fhir", {}).get("component_of", ())), where=Where(doc, path))
 
 
 def build(docs: dict[str, list[Document]]) -> Content:

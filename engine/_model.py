@@ -115,6 +115,8 @@ class FactSpec:
     values: tuple[str, ...] = ()
     loinc: tuple[str, ...] = ()
     undetermined_label: str | None = None
+    fhir_patient: str | None = None          # Patient element giving the fact (birthDate -> age)
+    fhir_component_of: tuple[str, ...] = ()  # panels whose components coded with `loinc` give the fact
     where: Where | None = field(default=None, compare=False, repr=False)
 
     def conversion(self, unit: str) -> Conversion | None:

@@ -20,7 +20,6 @@ from ._model import Content, Formula, Operand
 from ._result import URGENCY_ORDER, MissingFact, RecommendationResult, Result
 from ._units import exact, to_float
 
-
 _UNDETERMINED = frozenset(U)
 
 

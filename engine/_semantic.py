@@ -7,8 +7,23 @@ from collections.abc import Iterator
 from typing import Any
 
 from ._errors import Problem, did_you_mean
-from ._model import (COMPARISONS, All, Any_, Atom, Condition, Content, FactSpec, Formula, NoneKnown, Not, Operand,
-                     Rule, Where, atoms, operands)
+from ._model import (
+    COMPARISONS,
+    All,
+    Any_,
+    Atom,
+    Condition,
+    Content,
+    FactSpec,
+    Formula,
+    NoneKnown,
+    Not,
+    Operand,
+    Rule,
+    Where,
+    atoms,
+    operands,
+)
 
 
 def _fact(content: Content, name: str, *, in_rule_deriving: str | None = None) -> FactSpec | None:

@@ -1,19 +1,24 @@
-"""The `guideline` command: evaluate | validate | test. Each subcommand returns its exit code."""
+"""The `guideline` command: evaluate | validate | test | release | audit verify. Each returns its exit code."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import _text
+from . import _audit, _diff, _diffreport, _gitrev, _release, _text
 from ._cases import all_rule_ids, load_cases, run_case
 from ._errors import EngineError, GuidelineInvalidError, InputFactsError
-from ._guideline import BUNDLED_GUIDELINE, load, validate
+from ._fhir import read_fhir
+from ._guideline import BUNDLED_GUIDELINE, Guideline, load
+from ._render import FORMATS as RENDER_FORMATS
+from ._render import render
 
 OK, FAILED, BAD_INPUT = 0, 1, 2
 
@@ -41,10 +46,41 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return seen
 
 
+def _iso_date(text: str) -> date:
+    """--as-of YYYY-MM-DD; anything else is a usage error (exit 2)."""
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"'{text}': {exc}") from exc
+    raise argparse.ArgumentTypeError(f"'{text}' is not a date YYYY-MM-DD")
+
+
+def _fhir_facts(args: argparse.Namespace, guideline: Guideline, err: TextIO, stdin: TextIO) -> dict[str, Any]:
+    """Facts from --fhir BUNDLE (+ --facts EXTRA); what was read and skipped goes to stderr."""
+    bundle = _read_patient(args.fhir, stdin)
+    extra = _read_patient(args.facts, stdin) if args.facts else None
+    read = read_fhir(bundle, guideline.content, extra=extra, as_of=args.as_of,
+                     include_preliminary=args.include_preliminary)
+    err.writelines(f"note: {line}\n" for line in read.summary())
+    return read.facts
+
+
 def cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
+    # Usage errors argparse cannot express (FILE is optional only when --fhir is given): exit 2.
+    if (args.file is None) == (args.fhir is None):
+        err.write(f"{args.usage()}guideline evaluate: error: give exactly one of FILE or --fhir BUNDLE\n")
+        return BAD_INPUT
+    if args.fhir is None and (args.facts or args.as_of or args.include_preliminary):
+        err.write(f"{args.usage()}guideline evaluate: error: --facts, --as-of and --include-preliminary go with "
+                  "--fhir\n")
+        return BAD_INPUT
     guideline = load(args.guideline)
-    facts = _read_patient(args.file, stdin)
-    result = guideline.evaluate(facts)
+    facts = _read_patient(args.file, stdin) if args.fhir is None else _fhir_facts(args, guideline, err, stdin)
+    if args.audit_log:  # no result unless its audit line is written
+        result = guideline.evaluate(facts, audit_log=_audit.AuditLog(args.audit_log))
+    else:
+        result = guideline.evaluate(facts)
     if args.format == "json":
         json.dump(result.to_dict(), out, ensure_ascii=False, indent=2)
         out.write("\n")
@@ -55,7 +91,7 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: Text
 
 def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
     folder = Path(args.dir) if args.dir else BUNDLED_GUIDELINE
-    problems = validate(folder)
+    problems = _release.validate(folder, release=args.release)
     for problem in problems:
         out.write(f"{problem}\n")
     if problems:
@@ -64,6 +100,10 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: Text
     guideline = load(folder)
     out.write(f"{folder}: valid — {guideline.id} {guideline.version}, {len(guideline.content.rules)} rules, "
               f"{len(guideline.content.catalogue)} codes, {guideline.digest}\n")
+    if args.release:
+        entry = next(r for r in _release.read_releases(folder)[1] if r.version == guideline.version)
+        out.write(f"release check passed: version {guideline.version} has the digest recorded {entry.recorded}"
+                  f"{f' by {entry.by}' if entry.by else ''}\n")
     return OK
 
 
@@ -100,21 +140,112 @@ def cmd_test(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) 
     return OK
 
 
+def cmd_release(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
+    folder = Path(args.dir) if args.dir else BUNDLED_GUIDELINE
+    try:
+        recorded = _release.record(folder, by=args.by)
+    except _release.ReleaseRefusedError as exc:
+        for problem in exc.problems:
+            out.write(f"{problem}\n")
+        err.write(f"release refused: {len(exc.problems)} problem(s) in {folder}\n")
+        return BAD_INPUT
+    except OSError as exc:
+        err.write(f"{folder}: cannot record the release: {exc.strerror or exc}\n")
+        return FAILED
+    r = recorded.release
+    verb = "already recorded" if recorded.already else "recorded"
+    out.write(f"{folder}: version {r.version} {verb} in {recorded.file.name}: {r.digest} ({r.recorded}"
+              f"{f', by {r.by}' if r.by else ''})\n")
+    return OK
+
+
+def cmd_audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
+    try:
+        outcome = _audit.verify(args.log)
+    except OSError as exc:
+        err.write(f"{args.log}: cannot read: {exc.strerror or exc}\n")
+        return BAD_INPUT
+    if not outcome.valid:
+        out.write(f"{args.log}:{outcome.line}:1: {outcome.code}: {outcome.reason}\n")
+        err.write(f"audit log broken at line {outcome.line}; the {outcome.count} line(s) before it verify\n")
+        return FAILED
+    out.write(f"{args.log}: valid — {outcome.count} line(s), chain head {outcome.head}\n")
+    return OK
+
+
+def cmd_diff(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
+    """Semantic + behavioural diff of two guideline versions; 1 when the version bump breaks the policy."""
+    try:
+        with _gitrev.sources(args.old, args.new, args.rev, BUNDLED_GUIDELINE) as (old, new):
+            diff = _diff.compare(old.folder, new.folder, old.label, new.label)
+    except (_gitrev.SourceError, _diff.SideInvalidError) as exc:
+        for problem in getattr(exc, "problems", ()):
+            err.write(f"{problem}\n")
+        err.write(f"error: {exc}\n")
+        return BAD_INPUT
+    out.write(_diffreport.RENDER[args.format](diff))
+    return OK if diff.version_check.ok else FAILED
+
+
+def cmd_render(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
+    """The guideline as one document for clinical review (HTML or Markdown)."""
+    document = render(Path(args.dir) if args.dir else BUNDLED_GUIDELINE, args.format)
+    if not args.output:
+        out.write(document)
+        return OK
+    try:
+        Path(args.output).write_text(document, encoding="utf-8")
+    except OSError as exc:
+        err.write(f"error: cannot write {args.output}: {exc.strerror}\n")
+        return BAD_INPUT
+    return OK
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="guideline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("evaluate", help="evaluate one patient's facts (JSON; - = stdin)")
-    p.add_argument("file")
+    p.add_argument("file", nargs="?", help="patient facts (JSON; - = stdin); or use --fhir")
     p.add_argument("--guideline", metavar="DIR", help="guideline folder (default: the bundled neutropenia one)")
     p.add_argument("--format", choices=("json", "text"), default="text")
-    p.set_defaults(func=cmd_evaluate)
+    p.add_argument("--fhir", metavar="BUNDLE", help="read the facts from a FHIR R4 Bundle / resource(s) (JSON)")
+    p.add_argument("--facts", metavar="EXTRA", help="with --fhir: facts FHIR does not carry (JSON object)")
+    p.add_argument("--as-of", type=_iso_date, metavar="YYYY-MM-DD",
+                   help="with --fhir: date for ages and the latest Observation counted (default: today, UTC)")
+    p.add_argument("--include-preliminary", action="store_true",
+                   help="with --fhir: also use preliminary Observations")
+    p.add_argument("--audit-log", metavar="LOG", help="append this evaluation to a hash-chained audit log")
+    p.set_defaults(func=cmd_evaluate, usage=p.format_usage)
     p = sub.add_parser("validate", help="schema and semantic checks of a guideline folder")
     p.add_argument("dir", nargs="?")
+    p.add_argument("--release", action="store_true",
+                   help="also require: approved, reviewers, effective date, the digest recorded for its version")
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("test", help="run the guideline's clinical test cases and report rule coverage")
     p.add_argument("dir", nargs="?")
     p.add_argument("--min-coverage", type=float, metavar="PCT", help="fail below this rule coverage")
     p.set_defaults(func=cmd_test)
+    p = sub.add_parser("release", help="record the current version's content digest in releases.yaml")
+    p.add_argument("dir", nargs="?")
+    p.add_argument("--by", metavar="NAME", help="who records the release")
+    p.set_defaults(func=cmd_release)
+    p = sub.add_parser("audit", help="audit log tools")
+    audit = p.add_subparsers(dest="audit_command", required=True)
+    p = audit.add_parser("verify", help="check every line and the hash chain of an audit log")
+    p.add_argument("log")
+    p.set_defaults(func=cmd_audit_verify)
+    p = sub.add_parser("diff", help="what changed between two guideline versions, and is the version bump right")
+    p.add_argument("old", nargs="?", metavar="OLD", help="old guideline folder (with --rev: the folder, default bundled)")
+    p.add_argument("new", nargs="?", metavar="NEW", help="new guideline folder")
+    p.add_argument("--rev", metavar="REV1..REV2", help="compare one folder at two git revisions (REV1.. = with the "
+                   "working tree)")
+    p.add_argument("--format", choices=tuple(_diffreport.RENDER), default="text")
+    p.set_defaults(func=cmd_diff)
+    p = sub.add_parser("render", help="the guideline as one HTML (or Markdown) document for clinical review")
+    p.add_argument("dir", nargs="?", help="guideline folder (default: the bundled neutropenia one)")
+    p.add_argument("--format", choices=RENDER_FORMATS, default="html")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    p.set_defaults(func=cmd_render)
     return parser
 
 
