@@ -4,7 +4,8 @@ from ._audit import AuditLog, AuditLogError, Verification
 from ._audit import verify as verify_audit_log
 from ._errors import EngineError, GuidelineInvalidError, InputFactsError, Problem, RuleEngineError
 from ._fhir import facts_from_fhir
-from ._guideline import BUNDLED_GUIDELINE, Guideline, load, validate
+from ._guideline import BUNDLED_GUIDELINE, Guideline, load
+from ._release import validate  # the guideline's checks plus releases.yaml (and --release checks)
 from ._result import MissingFact, RecommendationResult, Result
 
 __all__ = [

@@ -76,7 +76,7 @@ def mapping(content: Content) -> CodeIndex:
 
 def mapping_table(content: Content) -> str:
     """The mapping as a Markdown table (docs/fhir.md is checked against it)."""
-    rows = ["| fact | FHIR source | canonical unit | accepted units |", "|---|---|---|---|"]
+    rows = ["| fact | FHIR source | reading used | canonical unit | accepted units |", "|---|---|---|---|---|"]
     for spec in content.facts.values():
         sources = [f"Observation {', '.join(spec.loinc)}"] if spec.loinc else []
         if spec.fhir_component_of:
@@ -85,7 +85,9 @@ def mapping_table(content: Content) -> str:
             sources.append(f"Patient.{spec.fhir_patient} (completed years at the as-of date)")
         if sources:  # units in backticks: `10*9/L` must not turn into Markdown emphasis
             units = ", ".join(f"`{u}`" for u, _ in spec.units) or "—"
-            rows.append(f"| `{spec.name}` | {'; '.join(sources)} | `{spec.unit}` | {units} |")
+            used = (f"{spec.fhir_select} within {spec.fhir_window_hours:g} h of the latest"
+                    if spec.fhir_select != "latest" else "latest")
+            rows.append(f"| `{spec.name}` | {'; '.join(sources)} | {used} | `{spec.unit}` | {units} |")
     return "\n".join(rows) + "\n"
 
 
@@ -400,7 +402,24 @@ def _value(reading: Reading, problems: list[str]) -> Any:
 
 
 def _select(readings: list[Reading], problems: list[str]) -> tuple[Any, list[Reading]] | None:
-    """The most recent value of one fact, or None (problem recorded) when it is contradictory."""
+    """The value of one fact, or None (problem recorded) when it is contradictory or invalid.
+
+    By default the most recent reading. A fact defined as the highest (or lowest) reading of an
+    episode — temperature is the highest reading, not the latest — says so in the facts
+    dictionary (`fhir: {select: highest, window_hours: 24}`): then every reading that may fall
+    within the window before the most recent one counts, and the extreme value is taken.
+    """
+    spec = readings[0].spec
+    if spec.fhir_select in ("highest", "lowest") and spec.fhir_window_hours is not None:
+        end = max(r.when[1] for r in readings)
+        start = end - timedelta(hours=spec.fhir_window_hours)
+        window = [r for r in readings if r.when[1] >= start]
+        values = [(r, _value(r, problems)) for r in window]
+        if any(v is None for _, v in values):
+            return None
+        pick = max if spec.fhir_select == "highest" else min
+        value = pick(v for _, v in values)
+        return value, [r for r, v in values if v == value]
     # A reading is possibly the latest unless another certainly comes after it.
     latest = [r for r in readings if not any(o.when[0] > r.when[1] for o in readings)]
     values = [(r, _value(r, problems)) for r in latest]

@@ -113,7 +113,9 @@ def _fact_spec(name: str, data: dict[str, Any], derived: bool, doc: Document, pa
         range=tuple(data["range"]) if "range" in data else None,  # type: ignore[arg-type]
         values=tuple(data.get("values", ())), loinc=tuple(data.get("loinc", ())),
         undetermined_label=data.get("undetermined_label"), fhir_patient=data.get("fhir", {}).get("patient"),
-        fhir_component_of=tuple(data.get("fhir", {}).get("component_of", ())), where=Where(doc, path))
+        fhir_component_of=tuple(data.get("fhir", {}).get("component_of", ())),
+        fhir_select=data.get("fhir", {}).get("select", "latest"),
+        fhir_window_hours=data.get("fhir", {}).get("window_hours"), where=Where(doc, path))
 
 
 def build(docs: dict[str, list[Document]]) -> Content:

@@ -117,6 +117,8 @@ class FactSpec:
     undetermined_label: str | None = None
     fhir_patient: str | None = None          # Patient element giving the fact (birthDate -> age)
     fhir_component_of: tuple[str, ...] = ()  # panels whose components coded with `loinc` give the fact
+    fhir_select: str = "latest"              # latest | highest | lowest (within fhir_window_hours)
+    fhir_window_hours: float | None = None
     where: Where | None = field(default=None, compare=False, repr=False)
 
     def conversion(self, unit: str) -> Conversion | None:

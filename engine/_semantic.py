@@ -188,6 +188,16 @@ def check(content: Content) -> list[Problem]:
                 problems.append(spec.where.problem("unit-mismatch", f"unit '{unit}' of '{name}' multiplies by 0",
                                                    "units", unit))
 
+    # One LOINC code must give one fact, or FHIR input could not tell which fact a result is.
+    loinc_owner: dict[str, str] = {}
+    for name, spec in content.facts.items():
+        assert spec.where is not None
+        for i, code in enumerate(spec.loinc):
+            if code in loinc_owner and loinc_owner[code] != name:
+                problems.append(spec.where.problem("duplicate-loinc", f"LOINC {code} is mapped to both "
+                                                   f"'{loinc_owner[code]}' and '{name}'", "loinc", i))
+            loinc_owner.setdefault(code, name)
+
     produced_by: dict[str, list[str]] = {}
     for rule in content.rules:
         if rule.derive:

@@ -200,7 +200,10 @@ def test_a_code_mapped_to_two_facts_makes_the_dictionary_invalid(bundled_copy: P
 @pytest.mark.parametrize(("old", "new", "fragment"), [
     ("    range: [0, 130]\n    fhir: {patient: birthDate}\n", "    range: [0, 130]\n    fhir: {patient: name}\n",
      "birthDate"),
-    ('fhir: {component_of: ["85354-9", "55284-4"]}', 'fhir: {components: ["85354-9"]}', "unknown key 'components'"),
+    ('fhir: {component_of: ["85354-9", "55284-4"], select: lowest, window_hours: 24}',
+     'fhir: {components: ["85354-9"]}', "unknown key 'components'"),
+    ("fhir: {select: highest, window_hours: 24}", "fhir: {select: highest}", "window_hours"),
+    ("fhir: {select: highest, window_hours: 24}", "fhir: {select: hottest, window_hours: 24}", "hottest"),
     ('    type: boolean\n    description: Chronic obstructive', ('    type: boolean\n    fhir: {patient: birthDate}\n'
      '    description: Chronic obstructive'), "'number' was expected"),
 ])
@@ -646,3 +649,29 @@ def test_examples_are_not_modified_by_reading(read) -> None:
     before = copy.deepcopy((source, extra))
     read(source, extra=extra)
     assert (source, extra) == before
+
+
+def test_temperature_is_the_highest_reading_of_the_last_24_hours(read) -> None:
+    """The dictionary defines temperature as the highest reading: a settled fever still counts."""
+    facts = read(bundle(patient(), obs("t1", "8310-5", 38.9, "Cel", "2024-05-02T20:00:00Z"),
+                        obs("t2", "8310-5", 37.1, "Cel", "2024-05-03T08:00:00Z"),
+                        obs("t0", "8310-5", 39.5, "Cel", "2024-05-01T06:00:00Z"))).facts
+    assert facts["temperature"] == 38.9  # 39.5 is more than 24 h before the latest reading
+
+
+def test_systolic_bp_is_the_lowest_reading_of_the_last_24_hours(read) -> None:
+    facts = read(bundle(patient(), panel("bp1", "85354-9", 84, "2024-05-03T02:00:00Z"),
+                        obs("bp2", "8480-6", 118, "mm[Hg]", "2024-05-03T08:00:00Z"))).facts
+    assert facts["systolic_bp"] == 84
+
+
+def test_the_latest_value_is_used_for_counts(read) -> None:
+    facts = read(bundle(patient(), obs("a1", "751-8", 0.3, "10*9/L", "2024-05-02T08:00:00Z"),
+                        obs("a2", "751-8", 0.8, "10*9/L", "2024-05-03T08:00:00Z"))).facts
+    assert facts["anc"] == 0.8
+
+
+def test_an_invalid_reading_inside_the_window_is_rejected(rejected) -> None:
+    message = rejected(bundle(patient(), obs("t1", "8310-5", 38.9, "mg", "2024-05-02T20:00:00Z"),
+                              obs("t2", "8310-5", 37.1, "Cel", "2024-05-03T08:00:00Z")))
+    assert "Observation/t1" in message and "mg" in message

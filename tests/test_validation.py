@@ -558,3 +558,10 @@ def test_a_derived_fact_that_is_also_an_input_accepts_the_inputs_units(edit_yaml
     guideline = engine.load(copy.parent.parent)
     assert guideline.evaluate({"anc": 0.09}).derived["profound_neutropenia"] is True
     assert guideline.evaluate({"anc": 0.1}).derived["profound_neutropenia"] is False
+
+
+def test_one_loinc_code_mapped_to_two_facts(bundled_copy: Path, edit_yaml) -> None:
+    path = edit_yaml("facts.yaml", 'loinc: ["718-7"]', 'loinc: ["718-7", "6690-2"]')
+    problems = engine.validate(bundled_copy)
+    assert [p.code for p in problems] == ["duplicate-loinc"]
+    assert "6690-2" in problems[0].message and problems[0].line == position(path, '"6690-2"]')[0]
