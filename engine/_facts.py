@@ -31,6 +31,13 @@ def _number(name: str, spec: FactSpec, raw: Any, problems: list[str]) -> float |
     if not math.isfinite(value):
         problems.append(f"{name}: {value!r} is not a number")
         return None
+    return canonical_quantity(name, spec, value, unit, problems)
+
+
+def canonical_quantity(name: str, spec: FactSpec, value: float, unit: str | None,
+                       problems: list[str]) -> float | None:
+    """`value` in `unit` converted to the fact's canonical unit and range-checked; None (with the
+    problem recorded under `name`) when the unit is not accepted or the value implausible."""
     conversion = spec.conversion(unit) if unit is not None else None
     if conversion is None:
         accepted = [spec.unit or "", *dict(spec.units)]

@@ -24,10 +24,9 @@ from typing import Any
 
 from ._errors import GuidelineInvalidError, InputFactsError, did_you_mean
 from ._explain import show
-from ._facts import check_facts
+from ._facts import canonical_quantity, check_facts
 from ._guideline import Guideline, load
 from ._model import Content, FactSpec
-from ._units import convert
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -384,21 +383,7 @@ def _value(reading: Reading, problems: list[str]) -> Any:
     if not unit:
         problems.append(f"{reading.name}: valueQuantity has no unit (expected UCUM {spec.unit})")
         return None
-    conversion = spec.conversion(unit)
-    if conversion is None:
-        accepted = [spec.unit or "", *dict(spec.units)]
-        problems.append(f"{reading.name}: unit '{unit}' is not accepted{did_you_mean(unit, accepted)}; "
-                        f"accepted units: {', '.join(accepted)}")
-        return None
-    given = float(quantity.value)
-    value = given if unit == spec.unit else convert(given, conversion)
-    low, high = spec.range or (float("-inf"), float("inf"))
-    if not low <= value <= high:
-        shown = f" ({show(given)} {unit})" if unit != spec.unit else ""
-        problems.append(f"{reading.name}: {show(value)} {spec.unit}{shown} is outside the plausible range "
-                        f"{show(low)}–{show(high)} {spec.unit}")
-        return None
-    return value
+    return canonical_quantity(reading.name, spec, float(quantity.value), unit, problems)
 
 
 def _select(readings: list[Reading], problems: list[str]) -> tuple[Any, list[Reading]] | None:
