@@ -84,8 +84,8 @@ def mapping_table(content: Content) -> str:
             sources.append(f"Patient.{spec.fhir_patient} (completed years at the as-of date)")
         if sources:  # units in backticks: `10*9/L` must not turn into Markdown emphasis
             units = ", ".join(f"`{u}`" for u, _ in spec.units) or "—"
-            used = (f"{spec.fhir_select} within {spec.fhir_window_hours:g} h of the latest"
-                    if spec.fhir_select != "latest" else "latest")
+            used = ("—" if not spec.loinc else "latest" if spec.fhir_select == "latest"
+                    else f"{spec.fhir_select} within {spec.fhir_window_hours:g} h of the latest")
             rows.append(f"| `{spec.name}` | {'; '.join(sources)} | {used} | `{spec.unit}` | {units} |")
     return "\n".join(rows) + "\n"
 
