@@ -12,6 +12,7 @@ __all__ = [
     "BUNDLED_GUIDELINE",
     "AuditLog",
     "AuditLogError",
+    "CdsConfig",
     "EngineError",
     "Guideline",
     "GuidelineInvalidError",
@@ -22,8 +23,18 @@ __all__ = [
     "Result",
     "RuleEngineError",
     "Verification",
+    "create_app",
     "facts_from_fhir",
     "load",
     "validate",
     "verify_audit_log",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The CDS Hooks service (`create_app(CdsConfig(...))`, an ASGI app) is imported on first use:
+    Starlette, uvicorn and the JWT library add ~0.2 s that evaluating patients need not pay."""
+    if name in ("CdsConfig", "create_app"):
+        from . import _cds
+        return getattr(_cds, name)
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")

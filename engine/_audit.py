@@ -5,6 +5,10 @@ canonical JSON without `hash`; `prev` is the previous line's `hash`, GENESIS for
 
   evaluation: {codes, event, guideline: {digest, id, version}, hash, input, prev, result, seq, time, v}
   repair:     {event, hash, prev, seq, time, torn, truncated_bytes, v}
+  cards:      {cards: {uuid: code}, client, evaluation, event, hash, hook, hook_instance, prev, seq, service,
+               time, v}   (the CDS Hooks cards shown for the evaluation line whose hash is `evaluation`)
+  feedback:   {accepted_suggestions, card, client, event, hash, outcome, outcome_timestamp, override_reason,
+               prev, seq, service, time, v}   (what a clinician did with a card, from CDS Hooks feedback)
 
 Appends are one os.write of the complete line on an O_APPEND descriptor under an exclusive
 flock, then fsync; the previous hash is read under the same lock, so concurrent writers
@@ -42,7 +46,12 @@ _COMMON = {"v": int, "seq": int, "time": str, "event": str, "prev": str, "hash":
 FIELDS: dict[str, dict[str, type]] = {
     "evaluation": {**_COMMON, "guideline": dict, "input": str, "codes": list, "result": str},
     "repair": {**_COMMON, "truncated_bytes": int, "torn": str},
+    "cards": {**_COMMON, "service": str, "hook": str, "hook_instance": str, "client": str, "evaluation": str,
+              "cards": dict},
+    "feedback": {**_COMMON, "service": str, "client": str, "card": str, "outcome": str, "outcome_timestamp": str,
+                 "override_reason": dict, "accepted_suggestions": list},
 }
+_RECORDED = ("cards", "feedback")  # events written through `record`; evaluation and repair have their own
 _MAX_LINE = 1 << 20  # a line longer than this is not one of ours
 _log = logging.getLogger("engine.audit")
 
@@ -106,6 +115,20 @@ class AuditLog:
             "codes": list(result.codes),
             "result": sha256(canonical_json(result.to_dict())),
         })
+
+    def record(self, event: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Append a `cards` or `feedback` line (fields as in FIELDS); the line as written.
+
+        Raises ValueError for fields `verify` would refuse, AuditLogError when it cannot be written.
+        """
+        if event not in _RECORDED:
+            raise ValueError(f"record() writes {' or '.join(_RECORDED)} lines, not {event!r}")
+        expected = {k: t for k, t in FIELDS[event].items() if k not in _COMMON}
+        wrong = sorted(set(fields) ^ set(expected)) + sorted(k for k, t in expected.items()
+                                                             if k in fields and not isinstance(fields[k], t))
+        if wrong:
+            raise ValueError(f"{event} line: missing, unexpected or mistyped field(s) {', '.join(wrong)}")
+        return self._append({"event": event, **fields})
 
     def _append(self, body: dict[str, Any]) -> dict[str, Any]:
         try:

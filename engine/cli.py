@@ -1,4 +1,4 @@
-"""The `guideline` command: evaluate | validate | test | release | audit verify. Each returns its exit code."""
+"""The `guideline` command: evaluate | validate | test | release | audit verify | serve. Each returns its exit code."""
 
 from __future__ import annotations
 
@@ -201,6 +201,24 @@ def cmd_render(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO
     return OK
 
 
+def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
+    """The CDS Hooks 2.0 service (docs/cds-hooks.md); returns when the server stops."""
+    from . import _cds  # Starlette and uvicorn are imported only by `serve`
+    from ._cds_auth import TrustConfigError
+
+    config = _cds.CdsConfig(
+        guideline=Path(args.guideline) if args.guideline else None, host=args.host, port=args.port,
+        public_url=args.public_url, trusted_issuers=Path(args.trusted_issuers) if args.trusted_issuers else None,
+        dev_no_auth=args.dev_no_auth, audit_log=Path(args.audit_log) if args.audit_log else None,
+        max_body_bytes=args.max_body_bytes)
+    try:
+        _cds.serve(config)
+    except (_cds.CdsConfigError, TrustConfigError) as exc:
+        err.write(f"guideline serve: error: {exc}\n")
+        return BAD_INPUT
+    return OK
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="guideline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -246,6 +264,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=RENDER_FORMATS, default="html")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     p.set_defaults(func=cmd_render)
+    p = sub.add_parser("serve", help="run the CDS Hooks 2.0 service (patient-view, order-select, feedback)")
+    p.add_argument("--guideline", metavar="DIR", help="guideline folder (default: the bundled neutropenia one)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to bind (default 8080; 0 = any free port)")
+    p.add_argument("--public-url", metavar="URL", help="base URL the EHR calls (the tokens' aud is checked "
+                   "against URL/cds-services/...)")
+    p.add_argument("--trusted-issuers", metavar="FILE", help="JSON/YAML file: trusted token issuers and their "
+                   "public keys")
+    p.add_argument("--dev-no-auth", action="store_true", help="accept requests without a token (local "
+                   "development only; refused unless --host is a loopback address)")
+    p.add_argument("--audit-log", metavar="LOG", help="append every evaluation, its cards and all feedback to "
+                   "a hash-chained audit log")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20, metavar="N",
+                   help="largest request body accepted (default 1 MiB; larger: HTTP 413)")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 
