@@ -304,6 +304,6 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         for message in exc.problems:
             err.write(f"error: {message}\n")
         return BAD_INPUT
-    except EngineError as exc:
-        err.write(f"internal error: {exc}\n")
-        return FAILED
+    except EngineError as exc:  # each error class carries its exit code (2 = bad input, 1 = failure)
+        err.write(f"{'internal error' if exc.exit_code == FAILED else 'error'}: {exc}\n")
+        return exc.exit_code
