@@ -3,7 +3,9 @@
 Facts come from the prefetch (a Patient read and an Observation search, templates built from the
 facts dictionary's codes) plus, for what FHIR does not carry, the request extension named after the
 guideline id: `"extension": {"<guideline id>": {"facts": {...}, "asOf": "2024-05-03"}}`.
-The service never queries the EHR's FHIR server: without the prefetch it answers 412.
+A prefetch key that is absent (or an Observation page with a `next` link) is fetched from the
+request's fhirServer with the template's own query (engine/_fhir_client.py); without fhirServer,
+or when the data cannot be obtained from it, the service answers 412.
 
 The synchronous core (`CdsCore`) parses, validates, evaluates and builds cards; the ASGI layer
 authenticates, reads the body within its limit and runs the core in a worker thread, because
@@ -12,10 +14,12 @@ durable_rules holds the GIL and a Guideline evaluates one patient at a time.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
@@ -32,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from . import _cards
+from . import _cards, _fhir_client
 from ._audit import AuditLog, AuditLogError
 from ._cds_auth import (
     AuthError,
@@ -44,6 +48,7 @@ from ._cds_auth import (
 )
 from ._errors import EngineError, InputFactsError, RuleEngineError
 from ._fhir import LOINC, read_fhir
+from ._fhir_client import FetchError, FetchOptions, FhirSession
 from ._guideline import Guideline, load
 from ._model import Content
 from .cli import _no_duplicate_keys
@@ -51,6 +56,7 @@ from .cli import _no_duplicate_keys
 HOOKS = ("patient-view", "order-select")
 DEFAULT_MAX_BODY = 1 << 20   # 1 MiB: an example request is ~15 kB; a long Observation history needs more
 PREFETCH_PATIENT, PREFETCH_OBSERVATIONS = "patient", "observations"
+PATIENT_TOKEN = "{{context.patientId}}"
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _EXTENSION_KEYS = frozenset({"facts", "asOf"})
 _log = logging.getLogger("engine.cds")
@@ -71,7 +77,13 @@ class CdsConfig:
     trusted_issuers: Path | None = None  # JSON/YAML: iss -> keys (see engine/_cds_auth.py)
     dev_no_auth: bool = False            # local development only: no token checked (loopback host only)
     audit_log: Path | None = None
-    max_body_bytes: int = DEFAULT_MAX_BODY
+    max_body_bytes: int = DEFAULT_MAX_BODY  # also the most data fetched from fhirServer for one call
+    allow_http_fhir: bool = False        # fetch from an http:// fhirServer (local tests only); https otherwise
+    fhir_timeout: float = _fhir_client.DEFAULT_TIMEOUT  # seconds for all the FHIR requests of one hook call
+    fhir_max_pages: int = _fhir_client.DEFAULT_MAX_PAGES
+
+    def fetch_options(self) -> FetchOptions:
+        return FetchOptions(self.fhir_timeout, self.max_body_bytes, self.fhir_max_pages, self.allow_http_fhir)
 
 
 def is_loopback(host: str) -> bool:
@@ -87,6 +99,10 @@ def check_config(config: CdsConfig) -> None:
     """Refuse a configuration that would run an unsafe or unusable service (CdsConfigError)."""
     if config.max_body_bytes <= 0:
         raise CdsConfigError("--max-body-bytes must be a positive number of bytes")
+    if not 0 < config.fhir_timeout <= 60:
+        raise CdsConfigError("the FHIR fetch timeout must be more than 0 and at most 60 seconds")
+    if config.fhir_max_pages < 1:
+        raise CdsConfigError("the FHIR search page limit must be at least 1")
     if config.public_url is not None:
         parts = urlsplit(config.public_url)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
@@ -125,11 +141,19 @@ def prefetch_templates(content: Content) -> dict[str, str]:
         for code in (*spec.loinc, *spec.fhir_component_of):
             if code not in codes:
                 codes.append(code)
-    templates = {PREFETCH_PATIENT: "Patient/{{context.patientId}}"}
+    templates = {PREFETCH_PATIENT: f"Patient/{PATIENT_TOKEN}"}
     if codes:
-        templates[PREFETCH_OBSERVATIONS] = ("Observation?patient={{context.patientId}}&code="
+        templates[PREFETCH_OBSERVATIONS] = (f"Observation?patient={PATIENT_TOKEN}&code="
                                             + ",".join(f"{LOINC}|{c}" for c in codes))
     return templates
+
+
+def fill_template(template: str, patient_id: str) -> str:
+    """The relative FHIR request of a prefetch template for this patient (the id is a checked FHIR id)."""
+    request = template.replace(PATIENT_TOKEN, patient_id)
+    if "{{" in request:
+        raise ValueError(f"prefetch template {template!r} has a token other than {PATIENT_TOKEN}")
+    return request
 
 
 def services(guideline: Guideline) -> dict[str, Service]:
@@ -176,6 +200,11 @@ class HookCall:
     observations: dict[str, Any] | None
     facts: dict[str, Any] | None
     as_of: date | datetime
+    absent: tuple[str, ...] = ()         # prefetch keys not given: to fetch from fhirServer
+    paged: bool = False                  # prefetch.observations has a `next` link: fetch the other pages
+    fhir_server: Any = None              # the request's fhirServer and fhirAuthorization, as sent
+    fhir_authorization: Any = None
+    notes: tuple[str, ...] = ()          # what was fetched
 
 
 def _object(data: Mapping[str, Any], key: str, where: str, required: bool = True) -> dict[str, Any] | None:
@@ -224,25 +253,30 @@ def _extension(data: Mapping[str, Any], name: str) -> tuple[dict[str, Any] | Non
     return facts, as_of
 
 
-def _prefetch(data: Mapping[str, Any], service: Service) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """(Patient or None, Observation search Bundle or None); 412 when a template was not satisfied."""
+def _prefetch(data: Mapping[str, Any], service: Service
+              ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, tuple[str, ...], bool]:
+    """(Patient or None, Observation search Bundle or None, absent keys, paged).
+
+    Absent keys and a paged search are fetched later from fhirServer; without one, 412 now.
+    """
     prefetch = _object(data, "prefetch", "", required=False) or {}
-    absent = [key for key in service.prefetch if key not in prefetch]
-    if absent:
-        server = "this service does not query the EHR's FHIR server (fhirServer was given)" \
-            if data.get("fhirServer") else "no fhirServer was given, and this service does not query one anyway"
-        raise RequestError(412, f"required prefetch {', '.join(absent)} not given: {server}; send the prefetch "
-                           "of the discovery document (null where the EHR has no data)")
+    absent = tuple(key for key in service.prefetch if key not in prefetch)
     patient, bundle = prefetch.get(PREFETCH_PATIENT), prefetch.get(PREFETCH_OBSERVATIONS)
     if patient is not None and (not isinstance(patient, dict) or patient.get("resourceType") != "Patient"):
         raise RequestError(400, "prefetch.patient: expected a Patient resource or null")
     if bundle is not None and (not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle"):
         raise RequestError(400, "prefetch.observations: expected a Bundle (searchset) or null")
     links = bundle.get("link") if bundle else None
-    if isinstance(links, list) and any(isinstance(lk, dict) and lk.get("relation") == "next" for lk in links):
-        raise RequestError(412, "prefetch.observations is one page of a paged search (it has a 'next' link): "
-                           "the prefetch must hold every result")
-    return patient, bundle
+    paged = isinstance(links, list) and any(isinstance(lk, dict) and lk.get("relation") == "next" for lk in links)
+    if absent and not data.get("fhirServer"):
+        raise RequestError(412, f"required prefetch {', '.join(absent)} not given, and no fhirServer to fetch it "
+                           "from: send the prefetch of the discovery document (null where the EHR has no data), "
+                           "or fhirServer (and fhirAuthorization)")
+    if paged and not data.get("fhirServer"):
+        raise RequestError(412, "prefetch.observations is one page of a paged search (it has a 'next' link), and "
+                           "no fhirServer was given to fetch the other pages from: the prefetch must hold every "
+                           "result")
+    return patient, bundle, absent, paged
 
 
 def parse_hook_call(data: Any, service: Service, guideline_id: str) -> HookCall:
@@ -265,11 +299,59 @@ def parse_hook_call(data: Any, service: Service, guideline_id: str) -> HookCall:
     if data.get("fhirAuthorization") is not None and not data.get("fhirServer"):
         raise RequestError(400, "fhirAuthorization is given without fhirServer")
     facts, as_of = _extension(data, guideline_id)
-    patient, observations = _prefetch(data, service)
+    patient, observations, absent, paged = _prefetch(data, service)
     if patient is not None and patient.get("id") != patient_id:
         raise RequestError(400, f"prefetch.patient is Patient/{patient.get('id')}, but context.patientId is "
                            f"{patient_id}: the data is about another patient")
-    return HookCall(instance, patient_id, patient, observations, facts, as_of)
+    return HookCall(instance, patient_id, patient, observations, facts, as_of, absent, paged,
+                    data.get("fhirServer"), data.get("fhirAuthorization"))
+
+
+def fetch_missing(call: HookCall, service: Service, options: FetchOptions) -> HookCall:
+    """The call with its absent prefetch (and the other pages of a paged one) fetched from fhirServer.
+
+    The queries are the service's prefetch templates, filled in for the patient. Whatever cannot
+    be obtained answers 412 with the reason; nothing is guessed or left out.
+    """
+    wanted = [*call.absent, *([f"the other pages of {PREFETCH_OBSERVATIONS}"] if call.paged else [])]
+    try:
+        server = _fhir_client.fhir_server(call.fhir_server, call.fhir_authorization, options.allow_http)
+    except FetchError as exc:
+        raise RequestError(412, f"required prefetch {', '.join(wanted)} not given, and fhirServer cannot be used: "
+                           f"{exc}") from None
+    session = FhirSession(server, options)
+    patient, observations, notes = call.patient, call.observations, []
+    key = ""
+    try:
+        if PREFETCH_PATIENT in call.absent:
+            key = PREFETCH_PATIENT
+            request = fill_template(service.prefetch[PREFETCH_PATIENT], call.patient_id)
+            patient = session.read(request, "Patient", f"fhirServer has no Patient/{call.patient_id} (GET {request} "
+                                   "answered 404): there is no such patient on that server")
+            if patient.get("id") != call.patient_id:
+                raise FetchError(f"GET {request}: fhirServer answered Patient/{str(patient.get('id'))[:64]}, "
+                                 "another patient")
+            notes.append(f"prefetch.patient fetched from fhirServer (GET {request})")
+        if PREFETCH_OBSERVATIONS in call.absent:
+            key = PREFETCH_OBSERVATIONS
+            observations, pages = session.search(fill_template(service.prefetch[PREFETCH_OBSERVATIONS],
+                                                               call.patient_id))
+            notes.append(f"prefetch.observations fetched from fhirServer: {len(observations['entry'])} entries in "
+                         f"{pages} page(s)")
+        elif call.paged and observations is not None:
+            key = f"the other pages of {PREFETCH_OBSERVATIONS}"
+            given = len(observations.get("entry") or [])
+            observations, pages = session.search(None, first_page=observations)
+            notes.append(f"prefetch.observations was paged: {len(observations['entry']) - given} more entries "
+                         f"fetched from fhirServer in {pages} page(s)")
+    except FetchError as exc:
+        raise RequestError(412, f"prefetch {key} could not be obtained from fhirServer: {exc}") from None
+    finally:
+        session.close()
+        _log.info("fhirServer %s: %d request(s), %d bytes, %.0f ms", server.base, session.requests, session.received,
+                  1000 * (time.monotonic() - session.started))
+    return dataclasses.replace(call, patient=patient, observations=observations, absent=(), paged=False,
+                               notes=tuple(notes))
 
 
 def fhir_source(call: HookCall) -> tuple[dict[str, Any], int]:
@@ -388,6 +470,7 @@ class CdsCore:
 
     guideline: Guideline
     audit_log: Path | None = None
+    fetch: FetchOptions = field(default_factory=FetchOptions)  # for a prefetch fetched from fhirServer
     services: dict[str, Service] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -406,6 +489,8 @@ class CdsCore:
         """The cards for one hook call (RequestError for what the client must fix)."""
         gid = self.guideline.id
         hook = parse_hook_call(parse_json(body), service, gid)
+        if hook.absent or hook.paged:
+            hook = fetch_missing(hook, service, self.fetch)
         source, patient_index = fhir_source(hook)
         try:
             read = read_fhir(source, self.guideline.content, extra=hook.facts, as_of=hook.as_of)
@@ -423,7 +508,8 @@ class CdsCore:
             log.record("cards", {"service": service.id, "hook": service.hook, "hook_instance": hook.hook_instance,
                                  "client": client, "evaluation": log.line["hash"],
                                  "cards": _cards.codes_by_uuid(cards)})
-        notes = [*read.summary(), *([] if hook.patient else ["prefetch.patient is null: no Patient data"])]
+        notes = [*hook.notes, *read.summary(),
+                 *([] if hook.patient else ["prefetch.patient is null: no Patient data"])]
         return {"cards": cards, "extension": {gid: {"guideline": dict(result.guideline),
                                                     "asOf": hook.as_of.isoformat(), "notes": notes}}}
 
@@ -531,7 +617,7 @@ def create_app(config: CdsConfig) -> Starlette:
     check_config(config)
     issuers = load_trusted_issuers(config.trusted_issuers) if config.trusted_issuers else None
     guideline = load(config.guideline)
-    core = CdsCore(guideline, config.audit_log)
+    core = CdsCore(guideline, config.audit_log, config.fetch_options())
     endpoints = _Endpoints(config, core, TokenVerifier(issuers) if issuers is not None else None)
 
     @asynccontextmanager
@@ -541,6 +627,12 @@ def create_app(config: CdsConfig) -> Starlette:
         for line in describe(issuers or {}):
             _log.info("%s", line)
         _log.info("audit log: %s; request body limit %d bytes", config.audit_log or "none", config.max_body_bytes)
+        _log.info("absent prefetch is fetched from the request's fhirServer (%s only): at most %g s, %d bytes and "
+                  "%d pages per hook call", "http or https" if config.allow_http_fhir else "https",
+                  config.fhir_timeout, config.max_body_bytes, config.fhir_max_pages)
+        if config.allow_http_fhir:
+            _log.warning("*** --allow-http-fhir: the EHR's access token and patient data may be fetched over "
+                         "plain http. For local tests only. ***")
         if config.dev_no_auth:
             _log.warning("*** --dev-no-auth: NO AUTHENTICATION. Any local process can call this service. "
                          "For local development only; never with patient data. ***")

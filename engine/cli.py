@@ -210,7 +210,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO)
         guideline=Path(args.guideline) if args.guideline else None, host=args.host, port=args.port,
         public_url=args.public_url, trusted_issuers=Path(args.trusted_issuers) if args.trusted_issuers else None,
         dev_no_auth=args.dev_no_auth, audit_log=Path(args.audit_log) if args.audit_log else None,
-        max_body_bytes=args.max_body_bytes)
+        max_body_bytes=args.max_body_bytes, allow_http_fhir=args.allow_http_fhir)
     try:
         _cds.serve(config)
     except (_cds.CdsConfigError, TrustConfigError) as exc:
@@ -277,7 +277,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--audit-log", metavar="LOG", help="append every evaluation, its cards and all feedback to "
                    "a hash-chained audit log")
     p.add_argument("--max-body-bytes", type=int, default=1 << 20, metavar="N",
-                   help="largest request body accepted (default 1 MiB; larger: HTTP 413)")
+                   help="largest request body accepted (default 1 MiB; larger: HTTP 413); also the most data "
+                   "fetched from the EHR's FHIR server for one hook call")
+    p.add_argument("--allow-http-fhir", action="store_true", help="also fetch absent prefetch from an http:// "
+                   "fhirServer (the EHR's token then travels unencrypted; for local tests only)")
     p.set_defaults(func=cmd_serve)
     return parser
 

@@ -359,9 +359,11 @@ def test_malformed_requests_are_400_with_a_clear_message(authed: Any, case: str)
 
 
 @pytest.mark.parametrize("prefetch, fhir_server, expected", [
-    (None, None, "no fhirServer was given"),
+    (None, None, "required prefetch patient, observations not given, and no fhirServer"),
     ({"patient": None}, None, "required prefetch observations not given"),
-    ({"observations": None}, "https://ehr.example.org/fhir", "does not query the EHR's FHIR server"),
+    # Fetching from fhirServer is tested in test_cds_fetch.py; this server refuses plain http.
+    ({"observations": None}, "http://127.0.0.1:9/fhir",
+     "fhirServer cannot be used: fhirServer http://127.0.0.1:9/fhir is not https"),
 ])
 def test_missing_prefetch_is_412(authed: Any, prefetch: Any, fhir_server: Any, expected: str) -> None:
     request = _without(example(_LOW), "prefetch")
@@ -377,7 +379,7 @@ def test_a_paged_prefetch_is_412(authed: Any) -> None:
     request = example(_LOW)
     request["prefetch"]["observations"]["link"] = [{"relation": "next", "url": "https://ehr.example.org/p2"}]
     status, _, body = authed("POST", PV, request)
-    assert status == 412 and "next" in body["error"]
+    assert status == 412 and "'next' link), and no fhirServer" in body["error"]
 
 
 def test_unknown_service_and_path_are_404_and_wrong_method_405(authed: Any) -> None:
