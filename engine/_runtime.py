@@ -249,9 +249,7 @@ class Evaluation:
 
     def result(self, guideline: dict[str, str], converted: dict[str, float]) -> Result:
         content = self.content
-        for name in list(content.derived) + list(self.program.item_facts):
-            if name in self.program.item_facts:
-                continue
+        for name in content.derived:  # score items are internal and checked by their score
             if name not in self.resolved and not self._is_range(name):
                 raise RuleEngineError(f"derived fact '{name}' was not resolved for this patient: its rules "
                                       "do not cover every case")
@@ -272,11 +270,11 @@ class Evaluation:
                 derived[score.range_fact] = None
 
         recs = []
+        by_id = self.program.rules
         for code, firings in self.recs.items():
             entry = content.catalogue[code]
             firings = sorted(firings, key=lambda f: (f.rule, f.text))
             rules = tuple(dict.fromkeys(f.rule for f in firings))
-            by_id = self.program.rules
             refs = sorted({ref for rid in rules for ref in by_id[rid].citations})
             because: list[str] = []
             seen: set[str] = set()
