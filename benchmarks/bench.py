@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import engine
-from engine._cases import load_cases
+from engine.products.cases import load_cases
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,12 +1,12 @@
 """Clinical guidelines as versioned YAML rules, evaluated on durable_rules."""
 
-from ._audit import AuditLog, AuditLogError, Verification
-from ._audit import verify as verify_audit_log
-from ._errors import EngineError, GuidelineInvalidError, InputFactsError, Problem, RuleEngineError
-from ._fhir import facts_from_fhir
-from ._guideline import BUNDLED_GUIDELINE, Guideline, load
-from ._release import validate  # the guideline's checks plus releases.yaml (and --release checks)
-from ._result import MissingFact, RecommendationResult, Result
+from engine.products.audit import AuditLog, AuditLogError, Verification
+from engine.products.audit import verify as verify_audit_log
+from engine.errors import EngineError, GuidelineInvalidError, InputFactsError, Problem, RuleEngineError
+from engine.fhir.reader import facts_from_fhir
+from engine.guideline import BUNDLED_GUIDELINE, Guideline, load
+from engine.products.release import validate  # the guideline's checks plus releases.yaml (and --release checks)
+from engine.run.result import MissingFact, RecommendationResult, Result
 
 __all__ = [
     "BUNDLED_GUIDELINE",
@@ -35,6 +35,6 @@ def __getattr__(name: str) -> object:
     """The CDS Hooks service (`create_app(CdsConfig(...))`, an ASGI app) is imported on first use:
     Starlette, uvicorn and the JWT library add ~0.2 s that evaluating patients need not pay."""
     if name in ("CdsConfig", "create_app"):
-        from . import _cds
+        from engine.cds import service as _cds
         return getattr(_cds, name)
     raise AttributeError(f"module 'engine' has no attribute {name!r}")

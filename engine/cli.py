@@ -12,13 +12,24 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import _audit, _diff, _diffreport, _gitrev, _release, _text
-from ._cases import all_rule_ids, load_cases, run_case
-from ._errors import EngineError, GuidelineInvalidError, InputFactsError
-from ._fhir import read_fhir
-from ._guideline import BUNDLED_GUIDELINE, Guideline, load
-from ._render import FORMATS as RENDER_FORMATS
-from ._render import render
+from engine.products import audit as _audit
+
+from engine.products.diff import compare as _diff
+
+from engine.products.diff import report as _diffreport
+
+from engine.products.diff import gitrev as _gitrev
+
+from engine.products import release as _release
+
+from engine.products import text as _text
+from engine.products.cases import all_rule_ids, load_cases, run_case
+from engine.errors import EngineError, GuidelineInvalidError, InputFactsError
+from engine.fhir.reader import read_fhir
+from engine.guideline import BUNDLED_GUIDELINE, Guideline, load
+from engine.run.json_input import no_duplicate_keys
+from engine.products.render.document import FORMATS as RENDER_FORMATS
+from engine.products.render.document import render
 
 OK, FAILED, BAD_INPUT = 0, 1, 2
 
@@ -30,20 +41,10 @@ def _read_patient(source: str, stdin: TextIO) -> Any:
         raise InputFactsError([f"cannot read {source}: {exc.strerror}"]) from exc
     try:
         # NaN / Infinity parse as floats so the fact check can name the fact they were given for.
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        return json.loads(text, object_pairs_hook=no_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise InputFactsError([f"{source}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}"]) from exc
 
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """JSON allows a key twice and keeps the last: for a patient that hides a value (an ANC of
-    0.3 overridden by 2.0), so it is an input error."""
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise InputFactsError([f"{key}: given twice in the same JSON object"])
-        seen[key] = value
-    return seen
 
 
 def _iso_date(text: str) -> date:
@@ -203,8 +204,8 @@ def cmd_render(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO
 
 def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
     """The CDS Hooks 2.0 service (docs/cds-hooks.md); returns when the server stops."""
-    from . import _cds  # Starlette and uvicorn are imported only by `serve`
-    from ._cds_auth import TrustConfigError
+    from engine.cds import service as _cds  # Starlette and uvicorn are imported only by `serve`
+    from engine.cds.auth import TrustConfigError
 
     config = _cds.CdsConfig(
         guideline=Path(args.guideline) if args.guideline else None, host=args.host, port=args.port,

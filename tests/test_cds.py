@@ -34,16 +34,16 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 import engine
-from engine import _cards
-from engine._cds import (
+from engine.cds import cards as _cards
+from engine.cds.service import (
     CdsConfig,
     CdsConfigError,
     check_config,
     create_app,
     prefetch_templates,
 )
-from engine._cds_auth import TrustConfigError, load_trusted_issuers
-from engine._result import RecommendationResult
+from engine.cds.auth import TrustConfigError, load_trusted_issuers
+from engine.run.result import RecommendationResult
 from engine.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -48,9 +48,9 @@ from test_cds import (  # noqa: F401  (keys, audit_log and server are fixtures u
     token,
 )
 
-from engine import _fhir_client
-from engine._cds import CdsConfig, CdsConfigError, check_config, fill_template, prefetch_templates
-from engine._fhir_client import FetchError, FetchOptions, FhirServer, FhirSession, relative_url
+from engine.cds import fhir_fetch as _fhir_client
+from engine.cds.service import CdsConfig, CdsConfigError, check_config, fill_template, prefetch_templates
+from engine.cds.fhir_fetch import FetchError, FetchOptions, FhirServer, FhirSession, relative_url
 from engine.cli import main
 
 build = _load_script("cds_build_for_fetch", CDS / "build.py")

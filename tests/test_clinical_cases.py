@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import engine
-from engine._cases import Case, all_rule_ids, load_cases, run_case
+from engine.products.cases import Case, all_rule_ids, load_cases, run_case
 
 _GUIDELINE = engine.load()
 _CASES, _PROBLEMS = load_cases(engine.BUNDLED_GUIDELINE, _GUIDELINE)

@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from engine._conditions import MAX_BRANCHES, ConditionTooLargeError, branches
-from engine._model import All, Any_, Atom, Condition, NoneKnown, Not, Where
-from engine._yamlio import Document
+from engine.compile.kleene import MAX_BRANCHES, ConditionTooLargeError, branches
+from engine.model.content import All, Any_, Atom, Condition, NoneKnown, Not, Where
+from engine.load.yamlio import Document
 
 W = Where(Document("t.yaml", None), ())
 ATOMS = [Atom(name, "is", True, W) for name in "abcd"]

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 import engine
-from engine import _durable
-from engine._runtime import Evaluation
+from engine.run import durable as _durable
+from engine.run.evaluation import Evaluation
 
 FIXTURE = Path(__file__).parent / "fixtures" / "kleene"
 VALUES: dict[str, list[Any]] = {"a": [True, False, None], "b": [True, False, None], "c": [True, False, None],

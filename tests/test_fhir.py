@@ -20,8 +20,8 @@ from conftest import replace_once
 
 import engine
 from engine import cli
-from engine._facts import check_facts
-from engine._fhir import mapping_table, read_fhir
+from engine.run.input import check_facts
+from engine.fhir.reader import mapping_table, read_fhir
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 import engine
-from engine import _release, cli
+from engine.products import release as _release
+from engine import cli
 
 from conftest import position, replace_once
 

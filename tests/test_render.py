@@ -19,10 +19,10 @@ import pytest
 
 import engine
 from engine import cli
-from engine._diagram import WAYPOINT, build_graph, layout
-from engine._guideline import analyse
-from engine._model import atoms
-from engine._render import render
+from engine.products.render.diagram import WAYPOINT, build_graph, layout
+from engine.guideline import analyse
+from engine.model.content import atoms
+from engine.products.render.document import render
 
 from conftest import replace_once
 

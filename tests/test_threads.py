@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import engine
-from engine._cases import load_cases
+from engine.products.cases import load_cases
 
 
 def test_concurrent_evaluations_match_sequential(guideline: engine.Guideline) -> None:

@@ -66,7 +66,7 @@ def hook_request(name: str, hook: str, codes: set[str]) -> dict[str, Any]:
 def feedback(request: dict[str, Any]) -> dict[str, Any]:
     """Feedback on two cards of that request's answer: one overridden with a reason, one accepted."""
     sys.path.insert(0, str(ROOT))
-    from engine._cards import CardContext, card_uuid
+    from engine.cds.cards import CardContext, card_uuid
 
     context = CardContext("neutropenia-patient-view", request["hookInstance"], request["context"]["patientId"])
     return {"feedback": [
@@ -84,7 +84,7 @@ def files() -> dict[str, dict[str, Any]]:
     """file name -> content of every example request."""
     sys.path.insert(0, str(ROOT))
     import engine
-    from engine._cds import prefetch_templates
+    from engine.cds.service import prefetch_templates
 
     template = prefetch_templates(engine.load().content)["observations"]
     codes = {c.split("|")[1] for c in template.split("code=")[1].split(",")}

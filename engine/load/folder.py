@@ -1,0 +1,164 @@
+"""Stage 1: read a guideline folder, schema-check each file, build the typed content."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from engine.load import schema as _schema
+from engine.errors import Problem
+from engine.model.content import (
+    COMPARISONS,
+    All,
+    Any_,
+    Atom,
+    Condition,
+    Content,
+    Conversion,
+    FactSpec,
+    Formula,
+    Metadata,
+    NoneKnown,
+    Not,
+    Operand,
+    Recommendation,
+    Reference,
+    Rule,
+    Score,
+    ScoreItem,
+    ScoreOption,
+    Where,
+)
+from engine.load.yamlio import Document, Path_, read_yaml
+
+# file (or glob) -> schema kind; `True` = the file must exist.
+LAYOUT = (
+    ("guideline.yaml", "guideline", True),
+    ("facts.yaml", "facts", True),
+    ("catalogue.yaml", "catalogue", True),
+    ("scores.yaml", "scores", False),
+    ("rules/*.yaml", "rules", True),
+    ("traceability.yaml", "traceability", False),
+)
+
+
+def display_name(folder: Path, path: Path) -> str:
+    """A file name as people see it in messages: relative to the working directory if possible."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def read_folder(folder: Path) -> tuple[dict[str, list[Document]], list[Problem]]:
+    """Parse and schema-check every file of the folder; all problems, none raised."""
+    docs: dict[str, list[Document]] = {}
+    problems: list[Problem] = []
+    if not folder.is_dir():
+        return docs, [Problem(str(folder), 1, 1, "no-guideline", "not a guideline folder (no such directory)")]
+    for pattern, kind, required in LAYOUT:
+        paths = sorted(folder.glob(pattern))
+        if not paths and required:
+            problems.append(Problem(display_name(folder, folder / pattern), 1, 1, "missing-file",
+                                    f"a guideline needs {pattern}"))
+        for path in paths:
+            doc, parse_problems = read_yaml(path, display_name(folder, path))
+            problems += parse_problems
+            if not parse_problems:
+                problems += _schema.check(doc, kind)
+                docs.setdefault(kind, []).append(doc)
+    return docs, problems
+
+
+# --- building typed objects from schema-valid data ------------------------------------------
+
+def condition(data: dict[str, Any], doc: Document, path: Path_) -> Condition:
+    for key, node in (("all", All), ("any", Any_), ("none_known", NoneKnown)):
+        if key in data:
+            return node(tuple(condition(item, doc, path + (key, i)) for i, item in enumerate(data[key])))
+    if "not" in data:
+        return Not(condition(data["not"], doc, path + ("not",)))
+    where = Where(doc, path)
+    tests = [(op, data[op]) for op in (*COMPARISONS, "is", "in", "known") if op in data]
+    parts: list[Condition] = []
+    for op, value in tests:
+        atom = Atom(data["fact"], op, tuple(value) if op == "in" else value, Where(doc, path + (op,)),
+                    data.get("unit"))
+        if op == "known":  # one atom kind, "is known"; `known: false` is its negation
+            atom = Atom(data["fact"], "known", True, atom.where)
+            parts.append(atom if value else Not(atom))
+        else:
+            parts.append(atom)
+    if not parts:  # schema guarantees a test unless only `unit` was given
+        return Atom(data["fact"], "known", True, where, data.get("unit"))
+    return parts[0] if len(parts) == 1 else All(tuple(parts))
+
+
+def value(data: Any, doc: Document, path: Path_) -> Any:
+    if isinstance(data, dict) and "fact" in data:
+        return Operand(data["fact"], data.get("default"), Where(doc, path))
+    if isinstance(data, dict):
+        (op, args), = data.items()
+        return Formula(op, tuple(value(arg, doc, path + (op, i)) for i, arg in enumerate(args)))
+    return data
+
+
+def _fact_spec(name: str, data: dict[str, Any], derived: bool, doc: Document, path: Path_) -> FactSpec:
+    units = tuple((unit, Conversion(Fraction(conv["multiply"]), Fraction(str(conv.get("add", 0)))))
+                  for unit, conv in data.get("units", {}).items())
+    return FactSpec(
+        name=name, type=data["type"], derived=derived, description=data["description"],
+        unit=data.get("unit"), units=units,
+        range=tuple(data["range"]) if "range" in data else None,  # type: ignore[arg-type]
+        values=tuple(data.get("values", ())), loinc=tuple(data.get("loinc", ())),
+        undetermined_label=data.get("undetermined_label"), fhir_patient=data.get("fhir", {}).get("patient"),
+        fhir_component_of=tuple(data.get("fhir", {}).get("component_of", ())),
+        fhir_select=data.get("fhir", {}).get("select", "latest"),
+        fhir_window_hours=data.get("fhir", {}).get("window_hours"), where=Where(doc, path))
+
+
+def build(docs: dict[str, list[Document]]) -> Content:
+    """Typed content from schema-valid documents (call only when read_folder found no problem)."""
+    meta_doc = docs["guideline"][0]
+    meta = meta_doc.data
+    facts_doc = docs["facts"][0]
+    catalogue_doc = docs["catalogue"][0]
+    rules = []
+    for doc in docs.get("rules", []):
+        for i, r in enumerate(doc.data["rules"]):
+            path: Path_ = ("rules", i)
+            then = r["then"]
+            rules.append(Rule(
+                id=r["id"], title=r["title"], when=condition(r["when"], doc, path + ("when",)),
+                citations=tuple(r["citations"]), rationale=r.get("rationale", ""),
+                recommend=then.get("recommend"), derive=then.get("derive"),
+                value=value(then["value"], doc, path + ("then", "value")) if "value" in then else None,
+                where=Where(doc, path)))
+    scores = []
+    for doc in docs.get("scores", []):
+        for i, s in enumerate(doc.data["scores"]):
+            path = ("scores", i)
+            items = tuple(
+                ScoreItem(item["id"], item["title"], tuple(
+                    ScoreOption(opt["points"], condition(opt["when"], doc, path + ("items", j, "points", k, "when")))
+                    for k, opt in enumerate(item["points"])))
+                for j, item in enumerate(s["items"]))
+            scores.append(Score(s["id"], s["title"], s["fact"], s.get("range_fact"),
+                                condition(s["applies_when"], doc, path + ("applies_when",)), items,
+                                tuple(s["citations"]), s.get("rationale", ""), Where(doc, path)))
+    trace = tuple(docs["traceability"][0].data["statements"]) if docs.get("traceability") else ()
+    return Content(
+        metadata=Metadata(meta["id"], meta["title"], meta["version"], meta["status"], meta.get("effective_date"),
+                          meta.get("description", ""), tuple(meta["owners"]), tuple(meta.get("reviewers", ()))),
+        references={r["id"]: Reference(r["id"], r["citation"], r.get("note", "")) for r in meta["references"]},
+        facts={n: _fact_spec(n, d, False, facts_doc, ("inputs", n)) for n, d in facts_doc.data["inputs"].items()},
+        derived={n: _fact_spec(n, d, True, facts_doc, ("derived", n)) for n, d in facts_doc.data["derived"].items()},
+        catalogue={code: Recommendation(code, c["kind"], c["urgency"], c["title"], c["text"],
+                                        Where(catalogue_doc, ("recommendations", code)))
+                   for code, c in catalogue_doc.data["recommendations"].items()},
+        rules=tuple(rules), scores=tuple(scores), traceability=trace,
+        where={"guideline": Where(meta_doc, ()), "facts": Where(facts_doc, ()),
+               "catalogue": Where(catalogue_doc, ()),
+               **({"traceability": Where(docs["traceability"][0], ())} if docs.get("traceability") else {})},
+    )

@@ -1,0 +1,210 @@
+"""The guideline as typed, immutable objects (built from schema-valid YAML)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Union
+
+from engine.errors import Problem
+from engine.load.yamlio import Document, Path_
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where an element was written, to locate semantic errors."""
+
+    doc: Document = field(compare=False, repr=False)
+    path: Path_ = field(compare=False)
+
+    def problem(self, code: str, message: str, *suffix: str | int) -> Problem:
+        return self.doc.problem(self.path + tuple(suffix), code, message)
+
+
+# --- conditions ---------------------------------------------------------------------------
+
+COMPARISONS = ("lt", "le", "gt", "ge")
+
+
+@dataclass(frozen=True)
+class Atom:
+    """One test on one fact: `op` is lt/le/gt/ge (number), is/in (value) or known."""
+
+    fact: str
+    op: str
+    value: Any
+    where: Where = field(compare=False, repr=False)
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
+class All:
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class Any_:
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    item: Condition
+
+
+@dataclass(frozen=True)
+class NoneKnown:
+    """True unless one of the items is known true; two-valued by design."""
+
+    items: tuple[Condition, ...]
+
+
+Condition = Union[Atom, All, Any_, Not, NoneKnown]
+
+
+def atoms(cond: Condition) -> list[Atom]:
+    """Every atom of a condition, in writing order."""
+    if isinstance(cond, Atom):
+        return [cond]
+    if isinstance(cond, Not):
+        return atoms(cond.item)
+    return [a for item in cond.items for a in atoms(item)]
+
+
+# --- values of derived facts ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Operand:
+    fact: str
+    default: float | None
+    where: Where = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Formula:
+    op: str  # add | subtract | multiply | divide
+    args: tuple[Union[float, Operand, Formula], ...]
+
+
+def operands(value: Any) -> list[Operand]:
+    """The fact operands a derived value reads."""
+    if isinstance(value, Operand):
+        return [value]
+    if isinstance(value, Formula):
+        return [o for arg in value.args for o in operands(arg)]
+    return []
+
+
+# --- the dictionary, catalogue, rules and scores ----------------------------------------------
+
+@dataclass(frozen=True)
+class Conversion:
+    multiply: Fraction
+    add: Fraction
+
+
+@dataclass(frozen=True)
+class FactSpec:
+    name: str
+    type: str  # number | boolean | enum | range
+    derived: bool
+    description: str
+    unit: str | None = None
+    units: tuple[tuple[str, Conversion], ...] = ()
+    range: tuple[float, float] | None = None
+    values: tuple[str, ...] = ()
+    loinc: tuple[str, ...] = ()
+    undetermined_label: str | None = None
+    fhir_patient: str | None = None          # Patient element giving the fact (birthDate -> age)
+    fhir_component_of: tuple[str, ...] = ()  # panels whose components coded with `loinc` give the fact
+    fhir_select: str = "latest"              # latest | highest | lowest (within fhir_window_hours)
+    fhir_window_hours: float | None = None
+    where: Where | None = field(default=None, compare=False, repr=False)
+
+    def conversion(self, unit: str) -> Conversion | None:
+        if unit == self.unit:
+            return Conversion(Fraction(1), Fraction(0))
+        return dict(self.units).get(unit)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    code: str
+    kind: str
+    urgency: str
+    title: str
+    text: str
+    where: Where = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    when: Condition
+    citations: tuple[int, ...]
+    rationale: str
+    recommend: str | None = None
+    derive: str | None = None
+    value: Any = None
+    where: Where | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ScoreOption:
+    points: float
+    when: Condition
+
+
+@dataclass(frozen=True)
+class ScoreItem:
+    id: str
+    title: str
+    options: tuple[ScoreOption, ...]
+
+
+@dataclass(frozen=True)
+class Score:
+    id: str
+    title: str
+    fact: str
+    range_fact: str | None
+    applies_when: Condition
+    items: tuple[ScoreItem, ...]
+    citations: tuple[int, ...]
+    rationale: str
+    where: Where = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Reference:
+    id: int
+    citation: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Metadata:
+    id: str
+    title: str
+    version: str
+    status: str
+    effective_date: str | None
+    description: str
+    owners: tuple[dict[str, str], ...]
+    reviewers: tuple[dict[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Content:
+    """Everything a guideline folder says, before compilation."""
+
+    metadata: Metadata
+    references: dict[int, Reference]
+    facts: dict[str, FactSpec]          # input facts
+    derived: dict[str, FactSpec]        # derived facts
+    catalogue: dict[str, Recommendation]
+    rules: tuple[Rule, ...]
+    scores: tuple[Score, ...]
+    traceability: tuple[dict[str, Any], ...]
+    where: dict[str, Where] = field(default_factory=dict, compare=False, repr=False)

@@ -1,0 +1,117 @@
+"""Guideline content in words: conditions, thresholds and derived values as a reviewer reads them.
+
+Shared by `guideline render` and `guideline diff`.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from engine.run.explain import show_unit
+from engine.model.content import COMPARISONS, All, Any_, Atom, Condition, Content, Formula, NoneKnown, Not, Operand
+
+SYMBOL = {"lt": "<", "le": "≤", "gt": ">", "ge": "≥"}
+_FORMULA = {"add": "+", "subtract": "−", "multiply": "×", "divide": "÷"}
+_TIGHT = {"multiply": 2, "divide": 2, "add": 1, "subtract": 1}  # binding strength, for brackets
+
+
+def unit_words(unit: str | None) -> str:
+    """How a UCUM code reads ('10*9/L' -> '×10⁹/L'); '' for none."""
+    return show_unit(unit).strip()
+
+
+def number_words(value: Any) -> str:
+    """A number as the author wrote it: 1.0 stays '1.0' (a threshold's precision is meaningful)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Fraction):
+        return str(value.numerator) if value.denominator == 1 else repr(float(value))
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_literal(v) for v in value)
+    return number_words(value)
+
+
+def unit_of(atom: Atom, content: Content) -> str | None:
+    """The unit a threshold is written in: its own, else the fact's canonical unit."""
+    if atom.unit:
+        return atom.unit
+    spec = content.facts.get(atom.fact) or content.derived.get(atom.fact)
+    return spec.unit if spec else None
+
+
+def _with_unit(text: str, unit: str | None) -> str:
+    shown = unit_words(unit)
+    return f"{text} {shown}" if shown else text
+
+
+def _atom(a: Atom, content: Content) -> str:
+    if a.op in SYMBOL:
+        return _with_unit(f"{a.fact} {SYMBOL[a.op]} {number_words(a.value)}", unit_of(a, content))
+    if a.op == "in":
+        return f"{a.fact} is one of {_literal(a.value)}"
+    if a.op == "known":
+        return f"{a.fact} is known"
+    if a.op == "present":
+        return f"{a.fact} is given"
+    return f"{a.fact} is {_literal(a.value)}"
+
+
+def _band(cond: All, content: Content) -> str | None:
+    """'0.5 ≤ anc < 1.0 ×10⁹/L' for a lower and an upper bound on one fact, in the same unit."""
+    if len(cond.items) != 2 or not all(isinstance(a, Atom) and a.op in COMPARISONS for a in cond.items):
+        return None
+    low, high = sorted(cond.items, key=lambda a: a.op in ("lt", "le"))  # type: ignore[union-attr]
+    assert isinstance(low, Atom) and isinstance(high, Atom)
+    if low.fact != high.fact or low.op not in ("gt", "ge") or high.op not in ("lt", "le") \
+            or unit_of(low, content) != unit_of(high, content):
+        return None
+    lower = {"gt": "<", "ge": "≤"}[low.op]
+    return _with_unit(f"{number_words(low.value)} {lower} {low.fact} {SYMBOL[high.op]} {number_words(high.value)}",
+                      unit_of(high, content))
+
+
+def condition_words(cond: Condition, content: Content) -> str:
+    """A whole condition in one line, e.g. 'febrile is true and (anc < 0.5 ×10⁹/L or ...)'."""
+    if isinstance(cond, Atom):
+        return _atom(cond, content)
+    if isinstance(cond, Not):
+        if isinstance(cond.item, Atom) and cond.item.op == "known":
+            return f"{cond.item.fact} is not known"
+        return f"not ({condition_words(cond.item, content)})"
+    if isinstance(cond, NoneKnown):
+        return f"none of ({'; '.join(condition_words(c, content) for c in cond.items)}) is known true"
+    if isinstance(cond, All) and (band := _band(cond, content)) is not None:
+        return band
+    joiner = " and " if isinstance(cond, All) else " or "
+    return joiner.join(_grouped(c, content) for c in cond.items)
+
+
+def _grouped(cond: Condition, content: Content) -> str:
+    text = condition_words(cond, content)
+    if isinstance(cond, All) and _band(cond, content) is not None:
+        return text
+    return f"({text})" if isinstance(cond, (All, Any_)) and len(cond.items) > 1 else text
+
+
+def value_words(value: Any) -> str:
+    """A derived value: a literal, a fact, or a formula such as 'wbc × (neutrophils_pct + bands_pct) ÷ 100'."""
+    if isinstance(value, Operand):
+        return value.fact if value.default is None else f"{value.fact} [{number_words(value.default)} if not given]"
+    if isinstance(value, Formula):
+        parts = []
+        for i, arg in enumerate(value.args):
+            text = value_words(arg)
+            if isinstance(arg, Formula) and (_TIGHT[arg.op] < _TIGHT[value.op]
+                                             or (i > 0 and value.op in ("subtract", "divide")
+                                                 and _TIGHT[arg.op] == _TIGHT[value.op])):
+                text = f"({text})"
+            parts.append(text)
+        return f" {_FORMULA[value.op]} ".join(parts)
+    return _literal(value)

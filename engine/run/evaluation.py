@@ -1,0 +1,323 @@
+"""Stage 4: run one patient through the compiled ruleset and assemble the result.
+
+Python here only moves data: it turns matched facts into derived-fact assertions, records
+which rules fired and why, and shapes the result. Matching and chaining are durable_rules'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from engine.compile.program import INPUT, Action, Pattern, Program
+from engine.compile.kleene import U
+from engine.run.durable import Matched, Ruleset
+from engine.errors import RuleEngineError
+from engine.run.explain import describe, show
+from engine.model.content import Content, Formula, Operand
+from engine.run.result import URGENCY_ORDER, MissingFact, RecommendationResult, Result
+from engine.model.units import exact, to_float
+
+_UNDETERMINED = frozenset(U)
+
+
+@dataclass
+class Resolution:
+    """How one derived fact (or score item) was resolved in this evaluation."""
+
+    state: str                      # value | unknown | na
+    value: Any = None
+    lo: float | None = None
+    hi: float | None = None
+    reasons: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)  # (rule, text, deps)
+
+
+@dataclass
+class _Firing:
+    rule: str
+    text: str
+    deps: tuple[str, ...]
+
+
+class Evaluation:
+    """Collects what the actions of one durable_rules session report."""
+
+    def __init__(self, content: Content, program: Program, patient: dict[str, Any]):
+        self.content = content
+        self.patient = patient
+        self.program = program
+        self.resolved: dict[str, Resolution] = {}
+        self.recs: dict[str, list[_Firing]] = {}
+        self.missing_inputs: dict[str, set[str]] = {}   # target -> input facts absent
+        self.missing_via: dict[str, set[str]] = {}      # target -> undetermined derived facts
+        self.rules_fired: set[str] = set()
+        self._behind: dict[str, set[str]] = {}
+        self._emit: Callable[[dict[str, Any]], object] = lambda fact: None
+
+    # --- reading matched facts ---------------------------------------------------------
+    def _unit(self, name: str) -> str | None:
+        spec = self.content.derived.get(name) or self.content.facts.get(name)
+        return spec.unit if spec else None
+
+    @staticmethod
+    def _actual(pattern: Pattern, fact: dict[str, Any], name: str) -> Any:
+        if pattern.fact is None:
+            return fact.get(name)
+        if "v" in fact:
+            return fact["v"]
+        if "lo" in fact:
+            return [fact["lo"], fact["hi"]]
+        return None
+
+    def _explain(self, action: Action, matched: Matched) -> tuple[str, tuple[str, ...]]:
+        parts, deps = [], []
+        for p in action.patterns:
+            fact = matched[p.name]
+            if p.fact is not None and p.fact not in deps:
+                deps.append(p.fact)
+            for atom, states in p.literals:
+                part = describe(atom, states, self._actual(p, fact, atom.fact), self._unit(atom.fact))
+                if part not in parts:
+                    parts.append(part)
+        return "; ".join(parts) or "always", tuple(deps)
+
+    def _record_missing(self, target: str, action: Action) -> None:
+        """Which facts left `target` undetermined: read from the patient and the derived facts
+        already resolved, not from the matched message (whose decoding is the costly part)."""
+        inputs = self.missing_inputs.setdefault(target, set())
+        via = self.missing_via.setdefault(target, set())
+        # Only literals that require "undetermined" name missing facts: an absent fact that merely
+        # satisfies "not known false" sits beside a part that is already decided, and knowing it
+        # would not decide anything (e.g. anc_expected_below_0_5_within_48h when anc < 0.5).
+        for p in action.patterns:
+            if p.fact is None:
+                inputs.update(atom.fact for atom, states in p.literals if states == _UNDETERMINED)
+            elif any(states == _UNDETERMINED for _, states in p.literals):
+                via.add(p.fact)
+        if target in self.content.facts and target not in self.patient:
+            inputs.add(target)  # a derived fact that is also an input (anc) is decided by giving it
+
+    # --- values --------------------------------------------------------------------------
+    def _read(self, op: Operand, action: Action, matched: Matched) -> Any:
+        """An operand's value: from its derived fact if the rule matched one, else the input."""
+        for p in action.patterns:
+            fact = matched[p.name]
+            if p.fact == op.fact and "v" in fact:
+                return fact["v"]
+        for p in action.patterns:
+            fact = matched[p.name]
+            if p.fact is None and op.fact in fact:
+                return fact[op.fact]
+        if op.default is not None:
+            return op.default
+        raise RuleEngineError(f"rule for '{action.target}' needs '{op.fact}', which was not matched")
+
+    def _compute(self, value: Any, action: Action, matched: Matched) -> Any:
+        if isinstance(value, Operand):
+            return self._read(value, action, matched)
+        if isinstance(value, Formula):
+            return to_float(self._formula(value, action, matched))
+        return value
+
+    def _formula(self, f: Formula, action: Action, matched: Matched) -> Fraction:
+        args = [self._formula(a, action, matched) if isinstance(a, Formula) else
+                exact(self._read(a, action, matched)) if isinstance(a, Operand) else exact(a) for a in f.args]
+        left, right = args
+        if f.op == "add":
+            return left + right
+        if f.op == "subtract":
+            return left - right
+        if f.op == "multiply":
+            return left * right
+        if right == 0:
+            raise RuleEngineError(f"rule '{action.target}' divides by zero")
+        return left / right
+
+    # --- resolving derived facts --------------------------------------------------------
+    def _resolve(self, name: str, res: Resolution, fact: dict[str, Any]) -> None:
+        prior = self.resolved.get(name)
+        if prior is None:
+            self.resolved[name] = res
+            self._emit({"id": f"d:{name}", "t": name, **fact})
+            return
+        if prior.state == res.state == "value" and prior.value == res.value:
+            prior.reasons += [r for r in res.reasons if r not in prior.reasons]
+            return
+        if prior.state == res.state != "value":
+            return  # the same undetermined / not-applicable outcome reached by another branch
+        raise RuleEngineError(f"'{name}' is derived twice with different outcomes ({prior.state} "
+                              f"{show(prior.value)} and {res.state} {show(res.value)}): the rules overlap")
+
+    @staticmethod
+    def _number_fact(value: Any) -> dict[str, Any]:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return {"v": value, "lo": value, "hi": value}
+        return {"v": value}
+
+    def handle(self, rule_name: str, matched: Matched, emit: Callable[[dict[str, Any]], object]) -> None:
+        self._emit = emit
+        action = self.program.actions[rule_name]
+        kind = action.kind
+        if kind == "start":
+            return
+        if kind == "recommend":
+            assert action.rule is not None
+            text, deps = self._explain(action, matched)
+            firing = _Firing(action.rule.id, text, deps)
+            firings = self.recs.setdefault(action.rule.recommend or "", [])
+            if all((f.rule, f.text) != (firing.rule, firing.text) for f in firings):
+                firings.append(firing)
+            self.rules_fired.add(action.rule.id)
+        elif kind == "recommend-u":
+            assert action.rule is not None
+            self._record_missing(action.rule.recommend or "", action)
+        elif kind in ("derive", "item"):
+            text, deps = self._explain(action, matched)
+            value = self._compute(action.value, action, matched)
+            rule_id = action.rule.id if action.rule else "its rules for true not applying"
+            if action.rule:
+                self.rules_fired.add(action.rule.id)
+            self._resolve(action.target, Resolution("value", value, reasons=[(rule_id, text, deps)]),
+                          self._number_fact(value))
+        elif kind in ("derive-u", "item-u"):
+            self._record_missing(action.target, action)
+            fact: dict[str, Any] = {"u": 1}
+            if action.bounds:
+                fact.update(lo=action.bounds[0], hi=action.bounds[1])
+            self._resolve(action.target, Resolution("unknown", None, *(action.bounds or (None, None))), fact)
+        elif kind in ("derive-na", "score-na"):
+            self._resolve(action.target, Resolution("na"), {"na": 1})
+        elif kind == "score-u":
+            self._record_missing(action.target, action)
+            self._resolve(action.target, Resolution("unknown"), {"u": 1})
+        elif kind == "score":
+            self._score(action, matched)
+        else:  # pragma: no cover - the compiler makes only the kinds above
+            raise RuleEngineError(f"unknown action kind {kind!r}")
+
+    def _score(self, action: Action, matched: Matched) -> None:
+        assert action.score is not None
+        lo = hi = Fraction(0)
+        parts, via = [], set()
+        for pattern_name, item_name in action.item_patterns:
+            item = matched[pattern_name]
+            lo, hi = lo + exact(item["lo"]), hi + exact(item["hi"])
+            title = self.program.item_facts[item_name][1].title
+            if item.get("u"):
+                via.add(item_name)
+                parts.append(f"{title} {show(item['lo'])}–{show(item['hi'])} (not decided)")
+            else:
+                parts.append(f"{title} {show(item['v'])}")
+        lo_f, hi_f = _number(lo), _number(hi)
+        self.rules_fired.add(f"score:{action.score.id}")
+        text = f"{action.score.title}: " + ", ".join(parts)
+        if via:
+            self.missing_via.setdefault(action.target, set()).update(via)
+        deps = tuple(name for _, name in action.item_patterns)
+        if lo == hi:
+            res = Resolution("value", lo_f, lo_f, hi_f, [(f"score:{action.score.id}", text, deps)])
+            self._resolve(action.target, res, {"v": lo_f, "lo": lo_f, "hi": hi_f})
+        else:
+            res = Resolution("unknown", None, lo_f, hi_f, [(f"score:{action.score.id}", text, deps)])
+            self._resolve(action.target, res, {"u": 1, "lo": lo_f, "hi": hi_f})
+
+    # --- the result ------------------------------------------------------------------------
+    def _inputs_behind(self, target: str, seen: frozenset[str] = frozenset()) -> set[str]:
+        if target in self._behind:
+            return self._behind[target]
+        found = set(self.missing_inputs.get(target, ()))
+        for dep in self.missing_via.get(target, ()):
+            if dep not in seen:
+                found |= self._inputs_behind(dep, seen | {target})
+        self._behind[target] = found
+        return found
+
+    def _chain(self, deps: tuple[str, ...], lines: list[str], seen: set[str]) -> None:
+        for name in deps:
+            if name in seen or name not in self.resolved:
+                continue
+            seen.add(name)
+            res = self.resolved[name]
+            for rule, text, sub in res.reasons:
+                value = show(res.value, self._unit(name)) if res.state == "value" else \
+                    f"between {show(res.lo)} and {show(res.hi)}"
+                label = name.split("#")[-1] if "#" in name else name
+                lines.append(f"{label} = {value} by {rule}: {text}")
+                self._chain(sub, lines, seen)
+
+    def result(self, guideline: dict[str, str], converted: dict[str, float]) -> Result:
+        content = self.content
+        for name in content.derived:  # score items are internal and checked by their score
+            if name not in self.resolved and not self._is_range(name):
+                raise RuleEngineError(f"derived fact '{name}' was not resolved for this patient: its rules "
+                                      "do not cover every case")
+        derived: dict[str, Any] = dict(converted)
+        for name, spec in content.derived.items():
+            if self._is_range(name):
+                continue
+            res = self.resolved[name]
+            if res.state == "value":
+                derived[name] = res.value
+            elif res.state == "unknown":
+                derived[name] = spec.undetermined_label
+        for score in content.scores:
+            res = self.resolved[score.fact]
+            if score.range_fact and res.lo is not None:
+                derived[score.range_fact] = [res.lo, res.hi]
+            elif score.range_fact and res.state == "unknown":
+                derived[score.range_fact] = None
+
+        recs = []
+        by_id = self.program.rules
+        for code, firings in self.recs.items():
+            entry = content.catalogue[code]
+            firings = sorted(firings, key=lambda f: (f.rule, f.text))
+            rules = tuple(dict.fromkeys(f.rule for f in firings))
+            refs = sorted({ref for rid in rules for ref in by_id[rid].citations})
+            because: list[str] = []
+            seen: set[str] = set()
+            for f in firings:
+                because.append(f"rule {f.rule} ({by_id[f.rule].title}): {f.text}")
+                self._chain(f.deps, because, seen)
+            recs.append(RecommendationResult(
+                code, entry.kind, entry.urgency, entry.title, entry.text, rules[0], rules,
+                tuple(f"[{ref}] {content.references[ref].citation}" for ref in refs), tuple(because),
+                tuple(refs)))
+        recs.sort(key=lambda r: (URGENCY_ORDER[r.urgency], r.code))
+
+        fired = set(self.recs)
+        needed: dict[str, set[str]] = {}
+        targets = [t for t in set(self.missing_inputs) | set(self.missing_via)
+                   if t not in self.program.item_facts and t not in fired]
+        for target in targets:
+            outcome = self.resolved.get(target)
+            if outcome is not None and outcome.state == "value":
+                continue  # decided after all (e.g. by another branch)
+            for fact in self._inputs_behind(target):
+                needed.setdefault(fact, set()).add(target)
+        missing = tuple(MissingFact(fact, tuple(sorted(targets_)))
+                        for fact, targets_ in sorted(needed.items()))
+        explanations = {}
+        for name in content.derived:
+            resolution = self.resolved.get(name)
+            if resolution is not None and resolution.reasons:
+                explanations[name] = tuple(f"by {rule}: {text}" for rule, text, _ in resolution.reasons)
+        return Result(guideline, derived, tuple(recs), missing, frozenset(self.rules_fired), explanations)
+
+    def _is_range(self, name: str) -> bool:
+        return self.content.derived[name].type == "range"
+
+
+def _number(value: Fraction) -> int | float:
+    """Whole points stay integers (a MASCC score of 23, not 23.0)."""
+    return int(value) if value.denominator == 1 else to_float(value)
+
+
+def run(content: Content, program: Program, ruleset: Ruleset, facts: dict[str, Any],
+        guideline: dict[str, str], converted: dict[str, float]) -> Result:
+    """Evaluate validated, canonical `facts`."""
+    evaluation = Evaluation(content, program, facts)
+    ruleset.run({"t": INPUT, **facts}, evaluation.handle)
+    return evaluation.result(guideline, converted)

@@ -1,0 +1,51 @@
+"""Plain-language descriptions of matched conditions, for `because` and the text report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.compile.kleene import F, States, T, U
+from engine.model.content import Atom
+
+_SYMBOL = {"lt": "<", "le": "≤", "gt": ">", "ge": "≥"}
+_NOT_SYMBOL = {"lt": "≥", "le": ">", "gt": "≤", "ge": "<"}
+# How UCUM codes read to people; anything not listed is shown as written.
+_UNIT_DISPLAY = {"10*9/L": "×10⁹/L", "Cel": "°C", "mm[Hg]": "mmHg", "a": "years", "d": "days", "h": "h",
+                 "wk": "weeks", "g/dL": "g/dL", "%": "%"}
+
+
+def show_unit(unit: str | None) -> str:
+    return "" if not unit else " " + _UNIT_DISPLAY.get(unit, unit)
+
+
+def show(value: Any, unit: str | None = None) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}{show_unit(unit)}"
+    if isinstance(value, int):
+        return f"{value}{show_unit(unit)}"
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return f"between {show(value[0])} and {show(value[1], unit)}"
+    return str(value)
+
+
+def describe(atom: Atom, states: States, actual: Any, unit: str | None) -> str:
+    """E.g. 'anc 0.3 ×10⁹/L < 0.5', 'fever_sustained_1h is false', 'copd is not given'."""
+    name = atom.fact
+    if actual is None and U in states:
+        return f"{name} is not given"
+    if atom.op in ("known", "present"):
+        return f"{name} is given ({show(actual, unit)})" if T in states else f"{name} is not given"
+    if atom.op in _SYMBOL:
+        threshold = show(atom.value, atom.unit or unit)
+        symbol = _SYMBOL[atom.op] if T in states else _NOT_SYMBOL[atom.op]
+        return f"{name} {show(actual, unit)} {symbol} {threshold}"
+    if atom.op == "in":
+        listed = ", ".join(map(show, atom.value))
+        return f"{name} is {show(actual)} ({'one of' if T in states else 'none of'} {listed})"
+    if T in states or isinstance(actual, bool):
+        return f"{name} is {show(actual)}"
+    if states == frozenset(F) or actual is not None:
+        return f"{name} is {show(actual)}, not {show(atom.value)}"
+    return f"{name} is not known to be {show(atom.value)}"
