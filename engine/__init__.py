@@ -1,11 +1,19 @@
 """Clinical guidelines as versioned YAML rules, evaluated on durable_rules."""
 
-from engine.products.audit import AuditLog, AuditLogError, Verification
-from engine.products.audit import verify as verify_audit_log
-from engine.errors import EngineError, GuidelineInvalidError, InputFactsError, Problem, RuleEngineError
+from engine.errors import (
+    EngineError,
+    GuidelineInvalidError,
+    InputFactsError,
+    Problem,
+    RuleEngineError,
+)
 from engine.fhir.reader import facts_from_fhir
 from engine.guideline import BUNDLED_GUIDELINE, Guideline, load
-from engine.products.release import validate  # the guideline's checks plus releases.yaml (and --release checks)
+from engine.products.audit import AuditLog, AuditLogError, Verification
+from engine.products.audit import verify as verify_audit_log
+from engine.products.release import (
+    validate,  # the guideline's checks plus releases.yaml (and --release checks)
+)
 from engine.run.result import MissingFact, RecommendationResult, Result
 
 __all__ = [

@@ -12,38 +12,38 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
-from engine.products import audit as _audit
-
-from engine.products.diff import compare as _diff
-
-from engine.products.diff import report as _diffreport
-
-from engine.products.diff import gitrev as _gitrev
-
-from engine.products import release as _release
-
-from engine.products import text as _text
-from engine.products.cases import all_rule_ids, load_cases, run_case
-from engine.errors import EngineError, GuidelineInvalidError, InputFactsError
+from engine.errors import (
+    BAD_INPUT,
+    FAILED,
+    OK,
+    EngineError,
+    InputFactsError,
+    InputProblem,
+)
 from engine.fhir.reader import read_fhir
 from engine.guideline import BUNDLED_GUIDELINE, Guideline, load
-from engine.run.json_input import no_duplicate_keys
+from engine.products import audit as _audit
+from engine.products import release as _release
+from engine.products import text as _text
+from engine.products.cases import all_rule_ids, load_cases, run_case
+from engine.products.diff import compare as _diff
+from engine.products.diff import gitrev as _gitrev
+from engine.products.diff import report as _diffreport
 from engine.products.render.document import FORMATS as RENDER_FORMATS
 from engine.products.render.document import render
-
-OK, FAILED, BAD_INPUT = 0, 1, 2
+from engine.run.json_input import no_duplicate_keys
 
 
 def _read_patient(source: str, stdin: TextIO) -> Any:
     try:
         text = stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except OSError as exc:
-        raise InputFactsError([f"cannot read {source}: {exc.strerror}"]) from exc
+        raise InputFactsError([InputProblem(source, f"cannot read: {exc.strerror}")]) from exc
     try:
         # NaN / Infinity parse as floats so the fact check can name the fact they were given for.
         return json.loads(text, object_pairs_hook=no_duplicate_keys)
     except json.JSONDecodeError as exc:
-        raise InputFactsError([f"{source}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}"]) from exc
+        raise InputFactsError([InputProblem(f"{source}:{exc.lineno}:{exc.colno}", f"malformed JSON: {exc.msg}")]) from exc
 
 
 
@@ -204,7 +204,9 @@ def cmd_render(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO
 
 def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
     """The CDS Hooks 2.0 service (docs/cds-hooks.md); returns when the server stops."""
-    from engine.cds import service as _cds  # Starlette and uvicorn are imported only by `serve`
+    from engine.cds import (
+        service as _cds,  # Starlette and uvicorn are imported only by `serve`
+    )
     from engine.cds.auth import TrustConfigError
 
     config = _cds.CdsConfig(
@@ -299,15 +301,6 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         return int(exc.code or 0)
     try:
         return int(args.func(args, out, err, stdin))
-    except GuidelineInvalidError as exc:
-        for problem in exc.problems:
-            err.write(f"{problem}\n")
-        err.write("the guideline is invalid; run `guideline validate` for details\n")
-        return BAD_INPUT
-    except InputFactsError as exc:
-        for message in exc.problems:
-            err.write(f"error: {message}\n")
-        return BAD_INPUT
-    except EngineError as exc:  # each error class carries its exit code (2 = bad input, 1 = failure)
-        err.write(f"{'internal error' if exc.exit_code == FAILED else 'error'}: {exc}\n")
+    except EngineError as exc:  # the one place exceptions become exit codes: each class carries its own
+        err.writelines(f"{line}\n" for line in exc.report())
         return exc.exit_code

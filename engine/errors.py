@@ -1,4 +1,8 @@
-"""Error types; each carries the exit code the CLI returns for it."""
+"""Every error a person can see: located problems and one exception hierarchy with exit codes.
+
+The CLI maps an exception to its exit code in one place (`EngineError.exit_code`) and prints
+`EngineError.report()`; the CDS Hooks service maps the same classes to HTTP statuses.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,13 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+# Exit codes of the `guideline` command (contract section 1).
+OK, FAILED, BAD_INPUT = 0, 1, 2
+
 
 @dataclass(frozen=True, order=True)
 class Problem:
-    """One located finding: prints as `FILE:LINE:COL: code: message`."""
+    """One located finding in a guideline file: prints as `FILE:LINE:COL: code: message`."""
 
     file: str
     line: int
@@ -21,36 +28,63 @@ class Problem:
         return f"{self.file}:{self.line}:{self.col}: {self.code}: {self.message}"
 
 
+@dataclass(frozen=True, order=True)
+class InputProblem:
+    """One problem with an input: `where` names the fact, the JSON path or the file and line
+    (`anc`, `entry[3].resource.valueQuantity`, `patient.json:4:7`); prints as `where: message`."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
 class EngineError(Exception):
-    """Base class. `exit_code` is what the CLI exits with."""
+    """Base class. `exit_code` is what the CLI exits with; `report()` is what it prints."""
 
-    exit_code = 1
+    exit_code = FAILED
+
+    def report(self) -> list[str]:
+        """The lines a person reads on stderr."""
+        label = "internal error" if self.exit_code == FAILED else "error"
+        return [f"{label}: {self}"]
 
 
-class GuidelineInvalidError(EngineError):
+class BadInputError(EngineError):
+    """Something the caller gave was unusable (a file, a flag's value, a configuration)."""
+
+    exit_code = BAD_INPUT
+
+
+class GuidelineInvalidError(BadInputError):
     """The guideline folder failed schema or semantic validation."""
-
-    exit_code = 2
 
     def __init__(self, problems: Iterable[Problem]):
         self.problems = sorted(set(problems))
         super().__init__("\n".join(map(str, self.problems)))
 
+    def report(self) -> list[str]:
+        return [*map(str, self.problems), "the guideline is invalid; run `guideline validate` for details"]
 
-class InputFactsError(EngineError):
-    """A patient's facts were rejected; every problem names the fact and why."""
 
-    exit_code = 2
+class InputFactsError(BadInputError):
+    """A patient's facts were rejected; every problem names the fact (or JSON path) and why."""
 
-    def __init__(self, problems: Iterable[str]):
+    def __init__(self, problems: Iterable[InputProblem]):
         self.problems = list(problems)
-        super().__init__("; ".join(self.problems))
+        super().__init__("; ".join(map(str, self.problems)))
+
+    def report(self) -> list[str]:
+        return [f"error: {problem}" for problem in self.problems]
+
+
+class ConfigError(BadInputError):
+    """A configuration the caller supplied (service settings, trusted issuers) is unusable."""
 
 
 class RuleEngineError(EngineError):
     """durable_rules or a rule action failed: the evaluation is void (internal error)."""
-
-    exit_code = 1
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

@@ -9,19 +9,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.load import folder as _loader
-
 from engine.check import semantic as _semantic
-from engine.compile.program import Program, compile_content
 from engine.compile.kleene import ConditionTooLargeError
-from engine.run.durable import Ruleset
+from engine.compile.program import Program, compile_content
 from engine.errors import GuidelineInvalidError, Problem
+from engine.load import folder as _loader
 from engine.load.bundled import BUNDLED_GUIDELINE
-from engine.run.input import check_facts
-from engine.model.content import Content, Where
-from engine.run.result import Result
-from engine.run.evaluation import run
 from engine.load.yamlio import Document
+from engine.model.content import Content, Where
+from engine.run.durable import Ruleset
+from engine.run.evaluation import run
+from engine.run.input import check_facts
+from engine.run.result import Result
 
 if TYPE_CHECKING:
     from engine.products.audit import AuditLog

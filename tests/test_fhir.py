@@ -90,7 +90,7 @@ def rejected(read):
     def run(source: Any, **kw: Any) -> str:
         with pytest.raises(engine.InputFactsError) as info:
             read(source, **kw)
-        return "\n".join(info.value.problems)
+        return "\n".join(map(str, info.value.problems))
     return run
 
 
@@ -222,7 +222,7 @@ def test_boolean_facts_read_value_boolean_and_enum_facts_are_refused(bundled_cop
     with pytest.raises(engine.InputFactsError) as info:
         engine.facts_from_fhir([obs("c", "99999-9", 1, "1"), obs("s", "99998-8", valueString="mild")], other,
                                as_of=AS_OF)
-    assert info.value.problems == [
+    assert list(map(str, info.value.problems)) == [
         "Observation/c (LOINC 99999-9 -> copd): expected valueBoolean for a true/false fact",
         "Observation/s (LOINC 99998-8 -> symptom_burden): valueString cannot be read as enum"]
 

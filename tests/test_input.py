@@ -45,11 +45,12 @@ def reject(guideline: engine.Guideline, facts: Any, *fragments: str) -> list[str
     with pytest.raises(engine.InputFactsError) as info:
         guideline.evaluate(facts)
     assert info.value.exit_code == 2
-    text = "\n".join(info.value.problems)
+    messages = [str(problem) for problem in info.value.problems]
+    text = "\n".join(messages)
     for fragment in fragments:
         assert fragment in text, f"{fragment!r} not in {text!r}"
     assert str(info.value)  # printable
-    return info.value.problems
+    return messages
 
 
 def reject_cli(text: str, *fragments: str) -> str:

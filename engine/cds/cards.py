@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.run.explain import show_unit
 from engine.model.content import Content
-from engine.run.result import MissingFact, RecommendationResult, Result
 from engine.products.text import _MARK
+from engine.run.explain import show_unit
+from engine.run.result import MissingFact, RecommendationResult, Result
 
 SUMMARY_MAX = 139            # CDS Hooks: "<140-character summary"
 MISSING_KEY = "#missing"     # the missing-facts card's key in the uuid ('#' never starts a code)

@@ -37,9 +37,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from engine.cds import cards as _cards
-
 from engine.cds import fhir_fetch as _fhir_client
-from engine.products.audit import AuditLog, AuditLogError
 from engine.cds.auth import (
     AuthError,
     Claims,
@@ -48,11 +46,12 @@ from engine.cds.auth import (
     describe,
     load_trusted_issuers,
 )
+from engine.cds.fhir_fetch import FetchError, FetchOptions, FhirSession
 from engine.errors import EngineError, InputFactsError, RuleEngineError
 from engine.fhir.reader import LOINC, read_fhir
-from engine.cds.fhir_fetch import FetchError, FetchOptions, FhirSession
 from engine.guideline import Guideline, load
 from engine.model.content import Content
+from engine.products.audit import AuditLog, AuditLogError
 from engine.run.json_input import no_duplicate_keys
 
 HOOKS = ("patient-view", "order-select")

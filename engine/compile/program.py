@@ -15,8 +15,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.compile.kleene import Branch, ConditionTooLargeError, F, States, T, U, Undetermined, branches
-from engine.model.content import All, Any_, Atom, Condition, Content, Operand, Rule, Score, ScoreItem, Where, operands
+from engine.compile.kleene import (
+    Branch,
+    ConditionTooLargeError,
+    F,
+    States,
+    T,
+    U,
+    Undetermined,
+    branches,
+)
+from engine.model.content import (
+    All,
+    Any_,
+    Atom,
+    Condition,
+    Content,
+    Operand,
+    Rule,
+    Score,
+    ScoreItem,
+    Where,
+    operands,
+)
 from engine.model.units import convert
 
 INPUT = "$input"

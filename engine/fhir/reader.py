@@ -23,10 +23,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from engine.errors import GuidelineInvalidError, InputFactsError, did_you_mean
-from engine.run.explain import show
-from engine.run.input import canonical_quantity, check_facts
 from engine.guideline import Guideline, load
 from engine.model.content import Content, FactSpec
+from engine.run.explain import show
+from engine.run.input import canonical_quantity, check_facts
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"

@@ -6,8 +6,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from engine.load import schema as _schema
 from engine.errors import Problem
+from engine.load import schema as _schema
+from engine.load.yamlio import Document, Path_, read_yaml
 from engine.model.content import (
     COMPARISONS,
     All,
@@ -30,7 +31,6 @@ from engine.model.content import (
     ScoreOption,
     Where,
 )
-from engine.load.yamlio import Document, Path_, read_yaml
 
 # file (or glob) -> schema kind; `True` = the file must exist.
 LAYOUT = (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -15,7 +14,6 @@ from referencing.jsonschema import DRAFT202012
 from engine.errors import Problem, did_you_mean
 from engine.load.bundled import SCHEMA_DIR
 from engine.load.yamlio import Document
-
 
 
 @lru_cache(maxsize=None)

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.load import schema as _schema
 from engine.errors import InputFactsError, Problem, did_you_mean
 from engine.guideline import Guideline
+from engine.load import schema as _schema
 from engine.load.folder import display_name
 from engine.load.yamlio import Document, read_yaml
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.load import schema as _schema
 from engine.errors import Problem
 from engine.guideline import BUNDLED_GUIDELINE, analyse
+from engine.load import schema as _schema
 from engine.load.folder import display_name
-from engine.model.content import Content
 from engine.load.yamlio import Document, read_yaml
+from engine.model.content import Content
 
 RELEASES_FILE = "releases.yaml"
 

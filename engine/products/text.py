@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
-from engine.run.explain import show
 from engine.guideline import Guideline
+from engine.run.explain import show
 from engine.run.result import Result
 
 _MARK = {"do": "DO", "do-not": "DO NOT", "consider": "CONSIDER", "info": "NOTE"}

@@ -8,8 +8,19 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from engine.model.content import (
+    COMPARISONS,
+    All,
+    Any_,
+    Atom,
+    Condition,
+    Content,
+    Formula,
+    NoneKnown,
+    Not,
+    Operand,
+)
 from engine.run.explain import show_unit
-from engine.model.content import COMPARISONS, All, Any_, Atom, Condition, Content, Formula, NoneKnown, Not, Operand
 
 SYMBOL = {"lt": "<", "le": "≤", "gt": ">", "ge": "≥"}
 _FORMULA = {"add": "+", "subtract": "−", "multiply": "×", "divide": "÷"}

@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from engine.compile.program import INPUT, Action, Pattern, Program
 from engine.compile.kleene import U
-from engine.run.durable import Matched, Ruleset
+from engine.compile.program import INPUT, Action, Pattern, Program
 from engine.errors import RuleEngineError
-from engine.run.explain import describe, show
 from engine.model.content import Content, Formula, Operand
-from engine.run.result import URGENCY_ORDER, MissingFact, RecommendationResult, Result
 from engine.model.units import exact, to_float
+from engine.run.durable import Matched, Ruleset
+from engine.run.explain import describe, show
+from engine.run.result import URGENCY_ORDER, MissingFact, RecommendationResult, Result
 
 _UNDETERMINED = frozenset(U)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.errors import InputFactsError
+from engine.errors import InputFactsError, InputProblem
 
 
 def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -13,6 +13,6 @@ def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
-            raise InputFactsError([f"{key}: given twice in the same JSON object"])
+            raise InputFactsError([InputProblem(key, "given twice in the same JSON object")])
         seen[key] = value
     return seen

@@ -20,9 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from engine.products.cases import Case, load_cases
 from engine.errors import EngineError, InputFactsError, Problem
-from engine.run.explain import show_unit
 from engine.guideline import Guideline, analyse
 from engine.load.folder import display_name
 from engine.model.content import (
@@ -44,7 +42,9 @@ from engine.model.content import (
     atoms,
 )
 from engine.model.units import convert
+from engine.products.cases import Case, load_cases
 from engine.products.words import condition_words, number_words, value_words
+from engine.run.explain import show_unit
 
 # Bump levels, weakest first. Policy (docs/auditing-diff.md): MAJOR when something others rely
 # on disappears or changes meaning; MINOR for any other change of logic or behaviour; PATCH for

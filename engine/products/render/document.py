@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from engine.products.render.diagram import CODE, DERIVED, INPUT, build_graph, diagram_svg, rule_reads, score_reads
 from engine.errors import GuidelineInvalidError
 from engine.guideline import BUNDLED_GUIDELINE, analyse
 from engine.model.content import (
@@ -33,6 +32,15 @@ from engine.model.content import (
     atoms,
 )
 from engine.model.units import convert
+from engine.products.render.diagram import (
+    CODE,
+    DERIVED,
+    INPUT,
+    build_graph,
+    diagram_svg,
+    rule_reads,
+    score_reads,
+)
 from engine.products.words import condition_words, number_words, unit_words, value_words
 
 FORMATS = ("html", "markdown")
