@@ -14,9 +14,9 @@ from engine.compile.kleene import ConditionTooLargeError
 from engine.compile.program import Program, compile_content
 from engine.errors import GuidelineInvalidError, Problem
 from engine.load import folder as _loader
-from engine.load.bundled import BUNDLED_GUIDELINE
-from engine.load.yamlio import Document
 from engine.model.content import Content, Where
+from engine.model.source import Document
+from engine.resources import BUNDLED_GUIDELINE
 from engine.run.durable import Ruleset
 from engine.run.evaluation import run
 from engine.run.input import check_facts

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 import engine
-from engine.products import audit as _audit
 from engine import cli
+from engine.products import audit as _audit
 
 REPO = Path(__file__).resolve().parent.parent
 PATIENTS: list[dict[str, Any]] = [

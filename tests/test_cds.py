@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 import engine
 from engine.cds import cards as _cards
+from engine.cds.auth import TrustConfigError, load_trusted_issuers
 from engine.cds.service import (
     CdsConfig,
     CdsConfigError,
@@ -42,9 +43,8 @@ from engine.cds.service import (
     create_app,
     prefetch_templates,
 )
-from engine.cds.auth import TrustConfigError, load_trusted_issuers
-from engine.run.result import RecommendationResult
 from engine.cli import main
+from engine.run.result import RecommendationResult
 
 ROOT = Path(__file__).resolve().parent.parent
 CDS = ROOT / "examples" / "cds"

@@ -29,6 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
 # ruff: noqa: F811  (keys and server are fixtures of test_cds, taken as arguments here)
 from test_cds import (  # noqa: F401  (keys, audit_log and server are fixtures used here)
     CDS,
@@ -49,8 +50,20 @@ from test_cds import (  # noqa: F401  (keys, audit_log and server are fixtures u
 )
 
 from engine.cds import fhir_fetch as _fhir_client
-from engine.cds.service import CdsConfig, CdsConfigError, check_config, fill_template, prefetch_templates
-from engine.cds.fhir_fetch import FetchError, FetchOptions, FhirServer, FhirSession, relative_url
+from engine.cds.fhir_fetch import (
+    FetchError,
+    FetchOptions,
+    FhirServer,
+    FhirSession,
+    relative_url,
+)
+from engine.cds.service import (
+    CdsConfig,
+    CdsConfigError,
+    check_config,
+    fill_template,
+    prefetch_templates,
+)
 from engine.cli import main
 
 build = _load_script("cds_build_for_fetch", CDS / "build.py")

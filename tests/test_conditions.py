@@ -9,7 +9,7 @@ import pytest
 
 from engine.compile.kleene import MAX_BRANCHES, ConditionTooLargeError, branches
 from engine.model.content import All, Any_, Atom, Condition, NoneKnown, Not, Where
-from engine.load.yamlio import Document
+from engine.model.source import Document
 
 W = Where(Document("t.yaml", None), ())
 ATOMS = [Atom(name, "is", True, W) for name in "abcd"]

@@ -18,11 +18,11 @@ import yaml
 from conftest import replace_once
 
 import engine
-from engine.products.diff import compare as _diff
-from engine.products.diff import report as _diffreport
 from engine import cli
 from engine.guideline import analyse
 from engine.model.content import All
+from engine.products.diff import compare as _diff
+from engine.products.diff import report as _diffreport
 from engine.products.words import condition_words, value_words
 
 FN_ANC = "            - {fact: anc, lt: 0.5, unit: 10*9/L}\n            - {fact: anc_expected_below_0_5_within_48h"

@@ -20,8 +20,8 @@ from conftest import replace_once
 
 import engine
 from engine import cli
-from engine.run.input import check_facts
 from engine.fhir.reader import mapping_table, read_fhir
+from engine.run.input import check_facts
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

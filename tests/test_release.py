@@ -15,12 +15,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from conftest import position, replace_once
 
 import engine
-from engine.products import release as _release
 from engine import cli
-
-from conftest import position, replace_once
+from engine.products import release as _release
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schema" / "releases.schema.json"
 LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<code>[a-z-]+): (?P<message>.+)$")

@@ -16,15 +16,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import replace_once
 
 import engine
 from engine import cli
-from engine.products.render.diagram import WAYPOINT, build_graph, layout
 from engine.guideline import analyse
 from engine.model.content import atoms
+from engine.products.render.diagram import WAYPOINT, build_graph, layout
 from engine.products.render.document import render
-
-from conftest import replace_once
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)

@@ -1,1 +1,1 @@
-"""Package data: the bundled guideline folders and the JSON Schemas (see engine/load/bundled.py)."""
+"""Package data: the bundled guideline folders and the JSON Schemas (see engine/resources.py)."""

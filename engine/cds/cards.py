@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.model.content import Content
-from engine.products.text import _MARK
+from engine.model.vocabulary import kind_label
 from engine.run.explain import show_unit
 from engine.run.result import MissingFact, RecommendationResult, Result
 
@@ -86,7 +86,7 @@ def _footer(guideline: Mapping[str, str], rule: str | None = None) -> str:
 
 
 def recommendation_card(rec: RecommendationResult, guideline: Mapping[str, str], context: CardContext) -> dict[str, Any]:
-    lines = [f"**{_MARK[rec.kind]}** · {rec.urgency}", "", md(rec.text), "", "**Why**", ""]
+    lines = [f"**{kind_label(rec.kind)}** · {rec.urgency}", "", md(rec.text), "", "**Why**", ""]
     lines += [f"- {md(reason)}" for reason in rec.because]
     if rec.citations:
         lines += ["", "**Sources**", ""]

@@ -186,7 +186,7 @@ def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body, object_pairs_hook=no_duplicate_keys)
     except InputFactsError as exc:
-        raise RequestError(400, "malformed JSON", exc.problems) from None
+        raise RequestError(400, "malformed JSON", [str(p) for p in exc.problems]) from None
     except json.JSONDecodeError as exc:
         raise RequestError(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except ValueError:  # not UTF-8/16/32
@@ -497,12 +497,12 @@ class CdsCore:
             read = read_fhir(source, self.guideline.content, extra=hook.facts, as_of=hook.as_of)
         except InputFactsError as exc:
             raise RequestError(400, "the patient data was rejected",
-                               _located(exc.problems, patient_index, gid)) from None
+                               _located([str(p) for p in exc.problems], patient_index, gid)) from None
         log = _CapturingLog(self.audit_log) if self.audit_log else None
         try:
             result = self.guideline.evaluate(read.facts, audit_log=log)
         except InputFactsError as exc:
-            raise RequestError(400, "the patient data was rejected", exc.problems) from None
+            raise RequestError(400, "the patient data was rejected", [str(p) for p in exc.problems]) from None
         context = _cards.CardContext(service.id, hook.hook_instance, hook.patient_id)
         cards = _cards.cards(result, self.guideline.content, context)
         if log is not None and log.line is not None:

@@ -8,7 +8,6 @@ from typing import Any
 
 from engine.errors import Problem, did_you_mean
 from engine.model.content import (
-    COMPARISONS,
     All,
     Any_,
     Atom,
@@ -24,13 +23,12 @@ from engine.model.content import (
     atoms,
     operands,
 )
+from engine.model.vocabulary import COMPARISONS
 
 
 def _fact(content: Content, name: str, *, in_rule_deriving: str | None = None) -> FactSpec | None:
     """The fact a name refers to: the derived one, except inside the rule deriving that very name."""
-    if name in content.derived and name != in_rule_deriving:
-        return content.derived[name]
-    return content.facts.get(name)
+    return content.fact_read(name, in_rule_deriving)
 
 
 def _all_names(content: Content) -> list[str]:

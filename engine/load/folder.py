@@ -8,9 +8,8 @@ from typing import Any
 
 from engine.errors import Problem
 from engine.load import schema as _schema
-from engine.load.yamlio import Document, Path_, read_yaml
+from engine.load.yamlio import read_yaml
 from engine.model.content import (
-    COMPARISONS,
     All,
     Any_,
     Atom,
@@ -31,6 +30,8 @@ from engine.model.content import (
     ScoreOption,
     Where,
 )
+from engine.model.source import Document, Path_
+from engine.model.vocabulary import COMPARISONS
 
 # file (or glob) -> schema kind; `True` = the file must exist.
 LAYOUT = (

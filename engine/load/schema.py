@@ -12,8 +12,8 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from engine.errors import Problem, did_you_mean
-from engine.load.bundled import SCHEMA_DIR
-from engine.load.yamlio import Document
+from engine.model.source import Document
+from engine.resources import SCHEMA_DIR
 
 
 @lru_cache(maxsize=None)

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from engine.errors import Problem
-
-Path_ = tuple[str | int, ...]
-
+from engine.model.source import Document, Path_
 
 # libyaml's parser when PyYAML was built with it: ~5x faster to load a guideline.
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -33,25 +30,6 @@ _StrictLoader.yaml_implicit_resolvers = {
 _StrictLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|false)$"), list("tf")
 )
-
-
-@dataclass
-class Document:
-    """A parsed YAML file: its data and the (line, column) of every path in it."""
-
-    file: str
-    data: Any
-    positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
-
-    def where(self, path: Path_) -> tuple[int, int]:
-        """The position of `path`, or of its closest located ancestor."""
-        while path not in self.positions and path:
-            path = path[:-1]
-        return self.positions.get(path, (1, 1))
-
-    def problem(self, path: Path_, code: str, message: str) -> Problem:
-        line, col = self.where(path)
-        return Problem(self.file, line, col, code, message)
 
 
 def _construct(node: yaml.Node, path: Path_, doc: Document, problems: list[Problem], loader: _StrictLoader) -> Any:

@@ -7,7 +7,7 @@ from fractions import Fraction
 from typing import Any, Union
 
 from engine.errors import Problem
-from engine.load.yamlio import Document, Path_
+from engine.model.source import Document, Path_
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Where:
 
 # --- conditions ---------------------------------------------------------------------------
 
-COMPARISONS = ("lt", "le", "gt", "ge")
+
 
 
 @dataclass(frozen=True)
@@ -208,3 +208,18 @@ class Content:
     scores: tuple[Score, ...]
     traceability: tuple[dict[str, Any], ...]
     where: dict[str, Where] = field(default_factory=dict, compare=False, repr=False)
+
+    def fact_read(self, name: str, deriving: str | None = None) -> FactSpec | None:
+        """The fact a mention of `name` reads, in a rule deriving `deriving`: the derived fact of
+        that name, except inside a rule deriving that very name, which reads the input of the same
+        name (the rule computing `anc` from the differential reads whether `anc` was given).
+        None when there is no such fact. The one answer to "which fact is this?" (the resolve
+        stage binds every atom and operand with it)."""
+        if name in self.derived and name != deriving:
+            return self.derived[name]
+        return self.facts.get(name)
+
+    def units_of(self, name: str) -> FactSpec | None:
+        """The spec whose units a threshold on `name` may be written in: a derived fact that is
+        also an input (anc) accepts the input's units."""
+        return self.facts.get(name) or self.derived.get(name)

@@ -11,7 +11,8 @@ from engine.errors import InputFactsError, Problem, did_you_mean
 from engine.guideline import Guideline
 from engine.load import schema as _schema
 from engine.load.folder import display_name
-from engine.load.yamlio import Document, read_yaml
+from engine.load.yamlio import read_yaml
+from engine.model.source import Document
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def _check_case(doc: Document, i: int, raw: dict[str, Any], guideline: Guideline
     try:
         guideline.evaluate(raw["facts"])
     except InputFactsError as exc:
-        problems += [doc.problem(("cases", i, "facts"), "bad-input", p) for p in exc.problems]
+        problems += [doc.problem(("cases", i, "facts"), "bad-input", str(p)) for p in exc.problems]
     return problems
 
 

@@ -17,8 +17,9 @@ from engine.errors import Problem
 from engine.guideline import BUNDLED_GUIDELINE, analyse
 from engine.load import schema as _schema
 from engine.load.folder import display_name
-from engine.load.yamlio import Document, read_yaml
+from engine.load.yamlio import read_yaml
 from engine.model.content import Content
+from engine.model.source import Document
 
 RELEASES_FILE = "releases.yaml"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import textwrap
 
 from engine.guideline import Guideline
+from engine.model.vocabulary import kind_label
 from engine.run.explain import show
 from engine.run.result import Result
 
-_MARK = {"do": "DO", "do-not": "DO NOT", "consider": "CONSIDER", "info": "NOTE"}
 _WIDTH = 100
 
 
@@ -43,7 +43,7 @@ def evaluation(guideline: Guideline, result: Result) -> str:
             continue
         lines.append(urgency.upper())
         for rec in recs:
-            mark = f"[{_MARK[rec.kind]}]"
+            mark = f"[{kind_label(rec.kind)}]"
             if rec.kind == "do-not":
                 mark = f"!! {mark}"
             lines.append(f"  {mark} {rec.title}  ({rec.code})")

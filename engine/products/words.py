@@ -9,7 +9,6 @@ from fractions import Fraction
 from typing import Any
 
 from engine.model.content import (
-    COMPARISONS,
     All,
     Any_,
     Atom,
@@ -20,6 +19,7 @@ from engine.model.content import (
     Not,
     Operand,
 )
+from engine.model.vocabulary import COMPARISONS
 from engine.run.explain import show_unit
 
 SYMBOL = {"lt": "<", "le": "≤", "gt": ">", "ge": "≥"}

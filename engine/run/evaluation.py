@@ -16,9 +16,10 @@ from engine.compile.program import INPUT, Action, Pattern, Program
 from engine.errors import RuleEngineError
 from engine.model.content import Content, Formula, Operand
 from engine.model.units import exact, to_float
+from engine.model.vocabulary import urgency_rank
 from engine.run.durable import Matched, Ruleset
 from engine.run.explain import describe, show
-from engine.run.result import URGENCY_ORDER, MissingFact, RecommendationResult, Result
+from engine.run.result import MissingFact, RecommendationResult, Result
 
 _UNDETERMINED = frozenset(U)
 
@@ -285,7 +286,7 @@ class Evaluation:
                 code, entry.kind, entry.urgency, entry.title, entry.text, rules[0], rules,
                 tuple(f"[{ref}] {content.references[ref].citation}" for ref in refs), tuple(because),
                 tuple(refs)))
-        recs.sort(key=lambda r: (URGENCY_ORDER[r.urgency], r.code))
+        recs.sort(key=lambda r: (urgency_rank(r.urgency), r.code))
 
         fired = set(self.recs)
         needed: dict[str, set[str]] = {}

@@ -6,9 +6,8 @@ from typing import Any
 
 from engine.compile.kleene import F, States, T, U
 from engine.model.content import Atom
+from engine.model.vocabulary import NEGATED_SYMBOL, SYMBOL
 
-_SYMBOL = {"lt": "<", "le": "≤", "gt": ">", "ge": "≥"}
-_NOT_SYMBOL = {"lt": "≥", "le": ">", "gt": "≤", "ge": "<"}
 # How UCUM codes read to people; anything not listed is shown as written.
 _UNIT_DISPLAY = {"10*9/L": "×10⁹/L", "Cel": "°C", "mm[Hg]": "mmHg", "a": "years", "d": "days", "h": "h",
                  "wk": "weeks", "g/dL": "g/dL", "%": "%"}
@@ -37,9 +36,9 @@ def describe(atom: Atom, states: States, actual: Any, unit: str | None) -> str:
         return f"{name} is not given"
     if atom.op in ("known", "present"):
         return f"{name} is given ({show(actual, unit)})" if T in states else f"{name} is not given"
-    if atom.op in _SYMBOL:
+    if atom.op in SYMBOL:
         threshold = show(atom.value, atom.unit or unit)
-        symbol = _SYMBOL[atom.op] if T in states else _NOT_SYMBOL[atom.op]
+        symbol = SYMBOL[atom.op] if T in states else NEGATED_SYMBOL[atom.op]
         return f"{name} {show(actual, unit)} {symbol} {threshold}"
     if atom.op == "in":
         listed = ", ".join(map(show, atom.value))

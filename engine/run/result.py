@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-URGENCY_ORDER = {"immediate": 0, "urgent": 1, "routine": 2}
-
 
 @dataclass(frozen=True)
 class RecommendationResult:

@@ -24,7 +24,6 @@ from engine.errors import EngineError, InputFactsError, Problem
 from engine.guideline import Guideline, analyse
 from engine.load.folder import display_name
 from engine.model.content import (
-    COMPARISONS,
     All,
     Any_,
     Atom,
@@ -42,6 +41,7 @@ from engine.model.content import (
     atoms,
 )
 from engine.model.units import convert
+from engine.model.vocabulary import COMPARISONS
 from engine.products.cases import Case, load_cases
 from engine.products.words import condition_words, number_words, value_words
 from engine.run.explain import show_unit

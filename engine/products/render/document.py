@@ -16,7 +16,6 @@ from pathlib import Path
 from engine.errors import GuidelineInvalidError
 from engine.guideline import BUNDLED_GUIDELINE, analyse
 from engine.model.content import (
-    COMPARISONS,
     All,
     Any_,
     Atom,
@@ -32,6 +31,7 @@ from engine.model.content import (
     atoms,
 )
 from engine.model.units import convert
+from engine.model.vocabulary import COMPARISONS, kind_label
 from engine.products.render.diagram import (
     CODE,
     DERIVED,
@@ -44,7 +44,6 @@ from engine.products.render.diagram import (
 from engine.products.words import condition_words, number_words, unit_words, value_words
 
 FORMATS = ("html", "markdown")
-KIND_LABEL = {"do": "DO", "do-not": "DO NOT", "consider": "CONSIDER", "info": "INFO"}
 _FLIP = {"lt": "ge", "le": "gt", "gt": "le", "ge": "lt"}
 
 
@@ -394,7 +393,7 @@ def _badge(css: str, text: str) -> str:
 
 
 def _kind_badge(rec: Recommendation | None) -> str:
-    return _badge(f"kind-{rec.kind}", KIND_LABEL.get(rec.kind, rec.kind)) if rec else ""
+    return _badge(f"kind-{rec.kind}", kind_label(rec.kind)) if rec else ""
 
 
 def _count(n: int, noun: str) -> str:
@@ -687,7 +686,7 @@ def _md_rule(view: RuleView, content: Content) -> list[str]:
     rule = view.rule
     if rule.recommend:
         rec = content.catalogue.get(rule.recommend)
-        label = f" **{KIND_LABEL.get(rec.kind, rec.kind)}**" if rec else ""
+        label = f" **{kind_label(rec.kind)}**" if rec else ""
         title = f" — {md(rec.title)}" if rec else ""
         then = f"then recommend {_md_link('code', rule.recommend)}{label}{title}"
     else:
@@ -718,7 +717,7 @@ def _md_rules(rv: Review) -> list[str]:
 def _md_catalogue(rv: Review) -> list[str]:
     rows = []
     for code, rec in rv.content.catalogue.items():
-        kind = KIND_LABEL.get(rec.kind, rec.kind)
+        kind = kind_label(rec.kind)
         kind = f"**⚠ {kind}**" if rec.kind == "do-not" else kind
         rows.append([f"{_md_anchor(f'code-{code}')}`{code}`", kind, md(rec.urgency),
                      f"**{md(rec.title)}** {md(rec.text)}", _md_links("rule", rv.recommended_by.get(code, []))])

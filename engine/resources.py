@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_ENGINE = Path(__file__).resolve().parent.parent
+_ENGINE = Path(__file__).resolve().parent
 
 
 def _folder(name: str) -> Path:
