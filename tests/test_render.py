@@ -20,8 +20,8 @@ from conftest import replace_once
 
 import engine
 from engine import cli
-from engine.guideline import analyse
 from engine.model.content import atoms
+from engine.pipeline import analyse
 from engine.products.render.diagram import WAYPOINT, build_graph, layout
 from engine.products.render.document import render
 
@@ -334,7 +334,7 @@ def test_a_modified_copy_shows_its_change(bundled_copy: Path, html_doc: str) -> 
     assert "hemoglobin &lt; 8.0" in changed and "hemoglobin &lt; 7.0" not in changed
     assert "hemoglobin &lt; 7.0" in html_doc
     assert "Transfuse &lt;b&gt;red&lt;/b&gt; cells &amp; keep Hb &gt; 8" in changed and "<b>red</b>" not in changed
-    assert analyse(bundled_copy)[2] in changed and analyse(bundled_copy)[2] not in html_doc  # a new digest
+    assert analyse(bundled_copy).digest in changed and analyse(bundled_copy).digest not in html_doc  # a new digest
     assert parse(changed).errors == []
     markdown = render(bundled_copy, "markdown")
     assert "hemoglobin < 8.0" in markdown and "Transfuse \\<b>red\\</b> cells & keep Hb > 8" in markdown

@@ -27,14 +27,35 @@ class Where:
 
 
 @dataclass(frozen=True)
+class Binding:
+    """What the resolve stage (engine/check/resolve.py) bound a fact mention to, once, for every
+    product: the fact's spec, whether it is a derived fact (its own fact in durable_rules) or
+    the patient's input, and, for a threshold, its exact value in the fact's canonical unit."""
+
+    # The spec is not compared: the same fact declared with its units in another order is the
+    # same binding (the atom's fact name and `derived` already say which fact it is).
+    spec: FactSpec = field(compare=False)
+    derived: bool = False
+    exact: Fraction | None = None
+    # The threshold as the editor wrote it, when that was in another unit ("500 /uL"); shown
+    # next to the canonical value, never compared (the same threshold written two ways is equal).
+    written: tuple[Any, str] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class Atom:
-    """One test on one fact: `op` is lt/le/gt/ge (number), is/in (value) or known."""
+    """One test on one fact: `op` is lt/le/gt/ge (number), is/in (value) or known.
+
+    As built from YAML, `value` and `unit` are as written and `binding` is None; after the
+    resolve stage a threshold's `value` is in the fact's canonical `unit` and `binding` is set.
+    """
 
     fact: str
     op: str
     value: Any
     where: Where = field(compare=False, repr=False)
     unit: str | None = None
+    binding: Binding | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +99,7 @@ class Operand:
     fact: str
     default: float | None
     where: Where = field(compare=False, repr=False)
+    binding: Binding | None = None
 
 
 @dataclass(frozen=True)
@@ -175,6 +197,11 @@ class Score:
     rationale: str
     where: Where = field(compare=False, repr=False)
 
+    @property
+    def rule_id(self) -> str:
+        """The id a score's computation has among the rules (coverage, rules_fired)."""
+        return f"score:{self.id}"
+
 
 @dataclass(frozen=True)
 class Reference:
@@ -197,7 +224,7 @@ class Metadata:
 
 @dataclass(frozen=True)
 class Content:
-    """Everything a guideline folder says, before compilation."""
+    """Everything a guideline folder says; `resolved` once the resolve stage has bound it."""
 
     metadata: Metadata
     references: dict[int, Reference]
@@ -208,6 +235,7 @@ class Content:
     scores: tuple[Score, ...]
     traceability: tuple[dict[str, Any], ...]
     where: dict[str, Where] = field(default_factory=dict, compare=False, repr=False)
+    resolved: bool = False
 
     def fact_read(self, name: str, deriving: str | None = None) -> FactSpec | None:
         """The fact a mention of `name` reads, in a rule deriving `deriving`: the derived fact of

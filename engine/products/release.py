@@ -14,12 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.errors import Problem
-from engine.guideline import BUNDLED_GUIDELINE, analyse
 from engine.load import schema as _schema
 from engine.load.folder import display_name
 from engine.load.yamlio import read_yaml
 from engine.model.content import Content
 from engine.model.source import Document
+from engine.pipeline import analyse
+from engine.resources import BUNDLED_GUIDELINE
 
 RELEASES_FILE = "releases.yaml"
 
@@ -106,7 +107,8 @@ def _digest_problems(content: Content, digest: str, doc: Document | None,
 
 def _check(folder: Path, *, release: bool,
            digest_check: bool) -> tuple[Content | None, str, Document | None, list[Release], list[Problem]]:
-    content, _, digest, problems = analyse(folder)
+    analysis = analyse(folder)
+    content, digest, problems = analysis.content, analysis.digest, analysis.problems
     doc, releases, release_problems = read_releases(folder) if folder.is_dir() else (None, [], [])
     problems = problems + release_problems
     if release and content is not None:
@@ -195,7 +197,7 @@ def record(path: Path | str | None = None, *, by: str | None = None) -> Recorded
     """
     folder = Path(path) if path is not None else BUNDLED_GUIDELINE
     if not folder.is_dir():
-        raise ReleaseRefusedError(analyse(folder)[3])
+        raise ReleaseRefusedError(analyse(folder).problems)
     # The folder lock serialises concurrent `guideline release` runs (read, check, write).
     dir_fd = os.open(folder, os.O_RDONLY)
     try:

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from engine.compile import encoding as enc
+from engine.compile.encoding import INPUT, Action, ActionKind, Pattern, Program
 from engine.compile.kleene import U
-from engine.compile.program import INPUT, Action, Pattern, Program
 from engine.errors import RuleEngineError
 from engine.model.content import Content, Formula, Operand
 from engine.model.units import exact, to_float
@@ -66,10 +67,10 @@ class Evaluation:
     def _actual(pattern: Pattern, fact: dict[str, Any], name: str) -> Any:
         if pattern.fact is None:
             return fact.get(name)
-        if "v" in fact:
-            return fact["v"]
-        if "lo" in fact:
-            return [fact["lo"], fact["hi"]]
+        if enc.VALUE in fact:
+            return fact[enc.VALUE]
+        if enc.LOW in fact:
+            return [fact[enc.LOW], fact[enc.HIGH]]
         return None
 
     def _explain(self, action: Action, matched: Matched) -> tuple[str, tuple[str, ...]]:
@@ -105,8 +106,8 @@ class Evaluation:
         """An operand's value: from its derived fact if the rule matched one, else the input."""
         for p in action.patterns:
             fact = matched[p.name]
-            if p.fact == op.fact and "v" in fact:
-                return fact["v"]
+            if p.fact == op.fact and enc.VALUE in fact:
+                return fact[enc.VALUE]
         for p in action.patterns:
             fact = matched[p.name]
             if p.fact is None and op.fact in fact:
@@ -141,7 +142,7 @@ class Evaluation:
         prior = self.resolved.get(name)
         if prior is None:
             self.resolved[name] = res
-            self._emit({"id": f"d:{name}", "t": name, **fact})
+            self._emit({"id": enc.fact_id(name), enc.TYPE: name, **fact})
             return
         if prior.state == res.state == "value" and prior.value == res.value:
             prior.reasons += [r for r in res.reasons if r not in prior.reasons]
@@ -151,52 +152,47 @@ class Evaluation:
         raise RuleEngineError(f"'{name}' is derived twice with different outcomes ({prior.state} "
                               f"{show(prior.value)} and {res.state} {show(res.value)}): the rules overlap")
 
-    @staticmethod
-    def _number_fact(value: Any) -> dict[str, Any]:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return {"v": value, "lo": value, "hi": value}
-        return {"v": value}
-
     def handle(self, rule_name: str, matched: Matched, emit: Callable[[dict[str, Any]], object]) -> None:
+        """Called by the durable_rules adapter for every firing, in this thread."""
         self._emit = emit
         action = self.program.actions[rule_name]
-        kind = action.kind
-        if kind == "start":
-            return
-        if kind == "recommend":
-            assert action.rule is not None
-            text, deps = self._explain(action, matched)
-            firing = _Firing(action.rule.id, text, deps)
-            firings = self.recs.setdefault(action.rule.recommend or "", [])
-            if all((f.rule, f.text) != (firing.rule, firing.text) for f in firings):
-                firings.append(firing)
+        self._HANDLERS[action.kind](self, action, matched)
+
+    def _start(self, action: Action, matched: Matched) -> None:
+        return  # the always-firing rule exists only so delete_state is safe (engine/run/durable.py)
+
+    def _recommend(self, action: Action, matched: Matched) -> None:
+        assert action.rule is not None
+        text, deps = self._explain(action, matched)
+        firing = _Firing(action.rule.id, text, deps)
+        firings = self.recs.setdefault(action.rule.recommend or "", [])
+        if all((f.rule, f.text) != (firing.rule, firing.text) for f in firings):
+            firings.append(firing)  # `$or` branches fire once each (durable_rules hazard)
+        self.rules_fired.add(action.rule.id)
+
+    def _recommend_undetermined(self, action: Action, matched: Matched) -> None:
+        assert action.rule is not None
+        self._record_missing(action.rule.recommend or "", action)
+
+    def _derive(self, action: Action, matched: Matched) -> None:
+        text, deps = self._explain(action, matched)
+        value = self._compute(action.value, action, matched)
+        rule_id = action.rule.id if action.rule else "its rules for true not applying"
+        if action.rule:
             self.rules_fired.add(action.rule.id)
-        elif kind == "recommend-u":
-            assert action.rule is not None
-            self._record_missing(action.rule.recommend or "", action)
-        elif kind in ("derive", "item"):
-            text, deps = self._explain(action, matched)
-            value = self._compute(action.value, action, matched)
-            rule_id = action.rule.id if action.rule else "its rules for true not applying"
-            if action.rule:
-                self.rules_fired.add(action.rule.id)
-            self._resolve(action.target, Resolution("value", value, reasons=[(rule_id, text, deps)]),
-                          self._number_fact(value))
-        elif kind in ("derive-u", "item-u"):
-            self._record_missing(action.target, action)
-            fact: dict[str, Any] = {"u": 1}
-            if action.bounds:
-                fact.update(lo=action.bounds[0], hi=action.bounds[1])
-            self._resolve(action.target, Resolution("unknown", None, *(action.bounds or (None, None))), fact)
-        elif kind in ("derive-na", "score-na"):
-            self._resolve(action.target, Resolution("na"), {"na": 1})
-        elif kind == "score-u":
-            self._record_missing(action.target, action)
-            self._resolve(action.target, Resolution("unknown"), {"u": 1})
-        elif kind == "score":
-            self._score(action, matched)
-        else:  # pragma: no cover - the compiler makes only the kinds above
-            raise RuleEngineError(f"unknown action kind {kind!r}")
+        self._resolve(action.target, Resolution("value", value, reasons=[(rule_id, text, deps)]), enc.known(value))
+
+    def _derive_undetermined(self, action: Action, matched: Matched) -> None:
+        self._record_missing(action.target, action)
+        self._resolve(action.target, Resolution("unknown", None, *(action.bounds or (None, None))),
+                      enc.undetermined(action.bounds))
+
+    def _not_applicable(self, action: Action, matched: Matched) -> None:
+        self._resolve(action.target, Resolution("na"), enc.not_applicable())
+
+    def _score_undetermined(self, action: Action, matched: Matched) -> None:
+        self._record_missing(action.target, action)
+        self._resolve(action.target, Resolution("unknown"), enc.undetermined())
 
     def _score(self, action: Action, matched: Matched) -> None:
         assert action.score is not None
@@ -204,25 +200,26 @@ class Evaluation:
         parts, via = [], set()
         for pattern_name, item_name in action.item_patterns:
             item = matched[pattern_name]
-            lo, hi = lo + exact(item["lo"]), hi + exact(item["hi"])
+            lo, hi = lo + exact(item[enc.LOW]), hi + exact(item[enc.HIGH])
             title = self.program.item_facts[item_name][1].title
-            if item.get("u"):
+            if item.get(enc.UNDETERMINED):
                 via.add(item_name)
-                parts.append(f"{title} {show(item['lo'])}–{show(item['hi'])} (not decided)")
+                parts.append(f"{title} {show(item[enc.LOW])}–{show(item[enc.HIGH])} (not decided)")
             else:
-                parts.append(f"{title} {show(item['v'])}")
+                parts.append(f"{title} {show(item[enc.VALUE])}")
         lo_f, hi_f = _number(lo), _number(hi)
-        self.rules_fired.add(f"score:{action.score.id}")
+        rule_id = action.score.rule_id
+        self.rules_fired.add(rule_id)
         text = f"{action.score.title}: " + ", ".join(parts)
         if via:
             self.missing_via.setdefault(action.target, set()).update(via)
         deps = tuple(name for _, name in action.item_patterns)
         if lo == hi:
-            res = Resolution("value", lo_f, lo_f, hi_f, [(f"score:{action.score.id}", text, deps)])
-            self._resolve(action.target, res, {"v": lo_f, "lo": lo_f, "hi": hi_f})
+            res = Resolution("value", lo_f, lo_f, hi_f, [(rule_id, text, deps)])
+            self._resolve(action.target, res, enc.known(lo_f))
         else:
-            res = Resolution("unknown", None, lo_f, hi_f, [(f"score:{action.score.id}", text, deps)])
-            self._resolve(action.target, res, {"u": 1, "lo": lo_f, "hi": hi_f})
+            res = Resolution("unknown", None, lo_f, hi_f, [(rule_id, text, deps)])
+            self._resolve(action.target, res, enc.undetermined((lo_f, hi_f)))
 
     # --- the result ------------------------------------------------------------------------
     def _inputs_behind(self, target: str, seen: frozenset[str] = frozenset()) -> set[str]:
@@ -244,7 +241,7 @@ class Evaluation:
             for rule, text, sub in res.reasons:
                 value = show(res.value, self._unit(name)) if res.state == "value" else \
                     f"between {show(res.lo)} and {show(res.hi)}"
-                label = name.split("#")[-1] if "#" in name else name
+                label = enc.item_label(name)
                 lines.append(f"{label} = {value} by {rule}: {text}")
                 self._chain(sub, lines, seen)
 
@@ -309,6 +306,22 @@ class Evaluation:
 
     def _is_range(self, name: str) -> bool:
         return self.content.derived[name].type == "range"
+
+    # One handler per action kind: a kind the compiler adds without a handler fails at import.
+    _HANDLERS: dict[ActionKind, Callable[[Evaluation, Action, Matched], None]] = {
+        ActionKind.START: _start,
+        ActionKind.RECOMMEND: _recommend,
+        ActionKind.RECOMMEND_UNDETERMINED: _recommend_undetermined,
+        ActionKind.DERIVE: _derive,
+        ActionKind.ITEM: _derive,
+        ActionKind.DERIVE_UNDETERMINED: _derive_undetermined,
+        ActionKind.ITEM_UNDETERMINED: _derive_undetermined,
+        ActionKind.DERIVE_NOT_APPLICABLE: _not_applicable,
+        ActionKind.SCORE_NOT_APPLICABLE: _not_applicable,
+        ActionKind.SCORE_UNDETERMINED: _score_undetermined,
+        ActionKind.SCORE: _score,
+    }
+    assert set(_HANDLERS) == set(ActionKind), "every action kind needs a handler"
 
 
 def _number(value: Fraction) -> int | float:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError, InputFactsError, Problem
-from engine.guideline import Guideline, analyse
+from engine.guideline import Guideline
 from engine.load.folder import display_name
 from engine.model.content import (
     All,
@@ -42,6 +42,7 @@ from engine.model.content import (
 )
 from engine.model.units import convert
 from engine.model.vocabulary import COMPARISONS
+from engine.pipeline import analyse
 from engine.products.cases import Case, load_cases
 from engine.products.words import condition_words, number_words, value_words
 from engine.run.explain import show_unit
@@ -816,11 +817,12 @@ def _relabel(problems: Iterable[Problem], folder: Path, label: str) -> list[Prob
 def load_side(folder: Path, label: str | None = None) -> tuple[Guideline, list[Case], Side]:
     """A version to compare: the guideline, its clinical cases, and how to name it. Raises SideInvalidError."""
     label = label or str(folder)
-    content, program, digest, problems = analyse(folder)
-    if problems:
-        raise SideInvalidError(label, _relabel(problems, folder, label))
-    assert content is not None and program is not None
-    guideline = Guideline(content, program, digest, folder)
+    analysis = analyse(folder)
+    if analysis.problems:
+        raise SideInvalidError(label, _relabel(analysis.problems, folder, label))
+    assert analysis.content is not None and analysis.program is not None
+    digest = analysis.digest
+    guideline = Guideline(analysis.content, analysis.program, digest, folder)
     # Malformed case files are `guideline test`'s business; the diff uses the cases that load.
     cases, _ = load_cases(folder, guideline)
     return guideline, cases, Side(guideline.id, guideline.version, digest, label)

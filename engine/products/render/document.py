@@ -14,7 +14,6 @@ from fractions import Fraction
 from pathlib import Path
 
 from engine.errors import GuidelineInvalidError
-from engine.guideline import BUNDLED_GUIDELINE, analyse
 from engine.model.content import (
     All,
     Any_,
@@ -32,6 +31,7 @@ from engine.model.content import (
 )
 from engine.model.units import convert
 from engine.model.vocabulary import COMPARISONS, kind_label
+from engine.pipeline import analyse
 from engine.products.render.diagram import (
     CODE,
     DERIVED,
@@ -42,6 +42,7 @@ from engine.products.render.diagram import (
     score_reads,
 )
 from engine.products.words import condition_words, number_words, unit_words, value_words
+from engine.resources import BUNDLED_GUIDELINE
 
 FORMATS = ("html", "markdown")
 _FLIP = {"lt": "ge", "le": "gt", "gt": "le", "ge": "lt"}
@@ -825,8 +826,9 @@ def render(path: Path | str | None = None, fmt: str = "html") -> str:
     """Render a guideline folder (None = bundled). Raises GuidelineInvalidError with every problem."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    content, _program, digest, problems = analyse(path if path is not None else BUNDLED_GUIDELINE)
-    if problems or content is None:
-        raise GuidelineInvalidError(sorted(set(problems)))
+    analysis = analyse(path if path is not None else BUNDLED_GUIDELINE)
+    if analysis.problems or analysis.content is None:
+        raise GuidelineInvalidError(analysis.problems)
+    content, digest = analysis.content, analysis.digest
     return render_html(content, digest) if fmt == "html" else render_markdown(content, digest)
 
