@@ -13,7 +13,7 @@ from engine.model.content import Content
 from engine.pipeline import analyse
 from engine.resources import BUNDLED_GUIDELINE
 from engine.run.durable import Ruleset
-from engine.run.evaluation import run
+from engine.run.evaluate import run
 from engine.run.input import check_facts
 from engine.run.result import Result
 

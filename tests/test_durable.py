@@ -11,7 +11,7 @@ import pytest
 
 import engine
 from engine.run import durable as _durable
-from engine.run.evaluation import Evaluation
+from engine.run.actions import Evaluation
 
 FIXTURE = Path(__file__).parent / "fixtures" / "kleene"
 VALUES: dict[str, list[Any]] = {"a": [True, False, None], "b": [True, False, None], "c": [True, False, None],

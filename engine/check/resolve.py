@@ -15,14 +15,11 @@ from typing import Any
 
 from engine.errors import Problem
 from engine.model.content import (
-    All,
-    Any_,
     Atom,
     Binding,
     Condition,
     Content,
     Formula,
-    NoneKnown,
     Not,
     Operand,
     Rule,
@@ -72,7 +69,7 @@ class _Resolver:
         if isinstance(cond, Not):
             return Not(self.condition(cond.item, deriving))
         items = tuple(self.condition(c, deriving) for c in cond.items)
-        return {All: All, Any_: Any_, NoneKnown: NoneKnown}[type(cond)](items)
+        return replace(cond, items=items)
 
     def value(self, value: Any, deriving: str | None) -> Any:
         if isinstance(value, Operand):

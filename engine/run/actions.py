@@ -1,7 +1,7 @@
-"""Stage 4: run one patient through the compiled ruleset and assemble the result.
+"""What each firing of the compiled ruleset means for one patient: derived facts, recommendations, missing facts.
 
-Python here only moves data: it turns matched facts into derived-fact assertions, records
-which rules fired and why, and shapes the result. Matching and chaining are durable_rules'.
+Python here only moves data: it turns matched facts into derived-fact assertions and records
+which rules fired and why. Matching and chaining are durable_rules'.
 """
 
 from __future__ import annotations
@@ -12,15 +12,13 @@ from fractions import Fraction
 from typing import Any
 
 from engine.compile import encoding as enc
-from engine.compile.encoding import INPUT, Action, ActionKind, Pattern, Program
+from engine.compile.encoding import Action, ActionKind, Pattern, Program
 from engine.compile.kleene import U
 from engine.errors import RuleEngineError
 from engine.model.content import Content, Formula, Operand
 from engine.model.units import exact, to_float
-from engine.model.vocabulary import urgency_rank
-from engine.run.durable import Matched, Ruleset
+from engine.run.durable import Matched
 from engine.run.explain import describe, show
-from engine.run.result import MissingFact, RecommendationResult, Result
 
 _UNDETERMINED = frozenset(U)
 
@@ -55,11 +53,10 @@ class Evaluation:
         self.missing_inputs: dict[str, set[str]] = {}   # target -> input facts absent
         self.missing_via: dict[str, set[str]] = {}      # target -> undetermined derived facts
         self.rules_fired: set[str] = set()
-        self._behind: dict[str, set[str]] = {}
         self._emit: Callable[[dict[str, Any]], object] = lambda fact: None
 
     # --- reading matched facts ---------------------------------------------------------
-    def _unit(self, name: str) -> str | None:
+    def unit(self, name: str) -> str | None:
         spec = self.content.derived.get(name) or self.content.facts.get(name)
         return spec.unit if spec else None
 
@@ -80,7 +77,7 @@ class Evaluation:
             if p.fact is not None and p.fact not in deps:
                 deps.append(p.fact)
             for atom, states in p.literals:
-                part = describe(atom, states, self._actual(p, fact, atom.fact), self._unit(atom.fact))
+                part = describe(atom, states, self._actual(p, fact, atom.fact), self.unit(atom.fact))
                 if part not in parts:
                     parts.append(part)
         return "; ".join(parts) or "always", tuple(deps)
@@ -221,92 +218,6 @@ class Evaluation:
             res = Resolution("unknown", None, lo_f, hi_f, [(rule_id, text, deps)])
             self._resolve(action.target, res, enc.undetermined((lo_f, hi_f)))
 
-    # --- the result ------------------------------------------------------------------------
-    def _inputs_behind(self, target: str, seen: frozenset[str] = frozenset()) -> set[str]:
-        if target in self._behind:
-            return self._behind[target]
-        found = set(self.missing_inputs.get(target, ()))
-        for dep in self.missing_via.get(target, ()):
-            if dep not in seen:
-                found |= self._inputs_behind(dep, seen | {target})
-        self._behind[target] = found
-        return found
-
-    def _chain(self, deps: tuple[str, ...], lines: list[str], seen: set[str]) -> None:
-        for name in deps:
-            if name in seen or name not in self.resolved:
-                continue
-            seen.add(name)
-            res = self.resolved[name]
-            for rule, text, sub in res.reasons:
-                value = show(res.value, self._unit(name)) if res.state == "value" else \
-                    f"between {show(res.lo)} and {show(res.hi)}"
-                label = enc.item_label(name)
-                lines.append(f"{label} = {value} by {rule}: {text}")
-                self._chain(sub, lines, seen)
-
-    def result(self, guideline: dict[str, str], converted: dict[str, float]) -> Result:
-        content = self.content
-        for name in content.derived:  # score items are internal and checked by their score
-            if name not in self.resolved and not self._is_range(name):
-                raise RuleEngineError(f"derived fact '{name}' was not resolved for this patient: its rules "
-                                      "do not cover every case")
-        derived: dict[str, Any] = dict(converted)
-        for name, spec in content.derived.items():
-            if self._is_range(name):
-                continue
-            res = self.resolved[name]
-            if res.state == "value":
-                derived[name] = res.value
-            elif res.state == "unknown":
-                derived[name] = spec.undetermined_label
-        for score in content.scores:
-            res = self.resolved[score.fact]
-            if score.range_fact and res.lo is not None:
-                derived[score.range_fact] = [res.lo, res.hi]
-            elif score.range_fact and res.state == "unknown":
-                derived[score.range_fact] = None
-
-        recs = []
-        by_id = self.program.rules
-        for code, firings in self.recs.items():
-            entry = content.catalogue[code]
-            firings = sorted(firings, key=lambda f: (f.rule, f.text))
-            rules = tuple(dict.fromkeys(f.rule for f in firings))
-            refs = sorted({ref for rid in rules for ref in by_id[rid].citations})
-            because: list[str] = []
-            seen: set[str] = set()
-            for f in firings:
-                because.append(f"rule {f.rule} ({by_id[f.rule].title}): {f.text}")
-                self._chain(f.deps, because, seen)
-            recs.append(RecommendationResult(
-                code, entry.kind, entry.urgency, entry.title, entry.text, rules[0], rules,
-                tuple(f"[{ref}] {content.references[ref].citation}" for ref in refs), tuple(because),
-                tuple(refs)))
-        recs.sort(key=lambda r: (urgency_rank(r.urgency), r.code))
-
-        fired = set(self.recs)
-        needed: dict[str, set[str]] = {}
-        targets = [t for t in set(self.missing_inputs) | set(self.missing_via)
-                   if t not in self.program.item_facts and t not in fired]
-        for target in targets:
-            outcome = self.resolved.get(target)
-            if outcome is not None and outcome.state == "value":
-                continue  # decided after all (e.g. by another branch)
-            for fact in self._inputs_behind(target):
-                needed.setdefault(fact, set()).add(target)
-        missing = tuple(MissingFact(fact, tuple(sorted(targets_)))
-                        for fact, targets_ in sorted(needed.items()))
-        explanations = {}
-        for name in content.derived:
-            resolution = self.resolved.get(name)
-            if resolution is not None and resolution.reasons:
-                explanations[name] = tuple(f"by {rule}: {text}" for rule, text, _ in resolution.reasons)
-        return Result(guideline, derived, tuple(recs), missing, frozenset(self.rules_fired), explanations)
-
-    def _is_range(self, name: str) -> bool:
-        return self.content.derived[name].type == "range"
-
     # One handler per action kind: a kind the compiler adds without a handler fails at import.
     _HANDLERS: dict[ActionKind, Callable[[Evaluation, Action, Matched], None]] = {
         ActionKind.START: _start,
@@ -327,11 +238,3 @@ class Evaluation:
 def _number(value: Fraction) -> int | float:
     """Whole points stay integers (a MASCC score of 23, not 23.0)."""
     return int(value) if value.denominator == 1 else to_float(value)
-
-
-def run(content: Content, program: Program, ruleset: Ruleset, facts: dict[str, Any],
-        guideline: dict[str, str], converted: dict[str, float]) -> Result:
-    """Evaluate validated, canonical `facts`."""
-    evaluation = Evaluation(content, program, facts)
-    ruleset.run({"t": INPUT, **facts}, evaluation.handle)
-    return evaluation.result(guideline, converted)

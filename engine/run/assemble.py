@@ -1,0 +1,105 @@
+"""The result of one evaluation, assembled from what its firings recorded: derived facts,
+recommendations with their `because` chains, and the missing facts that would decide more."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.compile import encoding as enc
+from engine.errors import RuleEngineError
+from engine.model.vocabulary import urgency_rank
+from engine.run.actions import Evaluation
+from engine.run.explain import show
+from engine.run.result import MissingFact, RecommendationResult, Result
+
+
+def _inputs_behind(ev: Evaluation, target: str, cache: dict[str, set[str]],
+                   seen: frozenset[str] = frozenset()) -> set[str]:
+    """The input facts whose absence left `target` undetermined, through undetermined derived facts."""
+    if target in cache:
+        return cache[target]
+    found = set(ev.missing_inputs.get(target, ()))
+    for dep in ev.missing_via.get(target, ()):
+        if dep not in seen:
+            found |= _inputs_behind(ev, dep, cache, seen | {target})
+    cache[target] = found
+    return found
+
+
+def _chain(ev: Evaluation, deps: tuple[str, ...], lines: list[str], seen: set[str]) -> None:
+    for name in deps:
+        if name in seen or name not in ev.resolved:
+            continue
+        seen.add(name)
+        res = ev.resolved[name]
+        for rule, text, sub in res.reasons:
+            value = show(res.value, ev.unit(name)) if res.state == "value" else \
+                f"between {show(res.lo)} and {show(res.hi)}"
+            label = enc.item_label(name)
+            lines.append(f"{label} = {value} by {rule}: {text}")
+            _chain(ev, sub, lines, seen)
+
+
+def result(ev: Evaluation, guideline: dict[str, str], converted: dict[str, float]) -> Result:
+    content = ev.content
+    for name in content.derived:  # score items are internal and checked by their score
+        if name not in ev.resolved and not _is_range(ev, name):
+            raise RuleEngineError(f"derived fact '{name}' was not resolved for this patient: its rules "
+                                  "do not cover every case")
+    derived: dict[str, Any] = dict(converted)
+    for name, spec in content.derived.items():
+        if _is_range(ev, name):
+            continue
+        res = ev.resolved[name]
+        if res.state == "value":
+            derived[name] = res.value
+        elif res.state == "unknown":
+            derived[name] = spec.undetermined_label
+    for score in content.scores:
+        res = ev.resolved[score.fact]
+        if score.range_fact and res.lo is not None:
+            derived[score.range_fact] = [res.lo, res.hi]
+        elif score.range_fact and res.state == "unknown":
+            derived[score.range_fact] = None
+
+    recs = []
+    by_id = ev.program.rules
+    for code, firings in ev.recs.items():
+        entry = content.catalogue[code]
+        firings = sorted(firings, key=lambda f: (f.rule, f.text))
+        rules = tuple(dict.fromkeys(f.rule for f in firings))
+        refs = sorted({ref for rid in rules for ref in by_id[rid].citations})
+        because: list[str] = []
+        seen: set[str] = set()
+        for f in firings:
+            because.append(f"rule {f.rule} ({by_id[f.rule].title}): {f.text}")
+            _chain(ev, f.deps, because, seen)
+        recs.append(RecommendationResult(
+            code, entry.kind, entry.urgency, entry.title, entry.text, rules[0], rules,
+            tuple(f"[{ref}] {content.references[ref].citation}" for ref in refs), tuple(because),
+            tuple(refs)))
+    recs.sort(key=lambda r: (urgency_rank(r.urgency), r.code))
+
+    fired = set(ev.recs)
+    needed: dict[str, set[str]] = {}
+    cache: dict[str, set[str]] = {}
+    targets = [t for t in set(ev.missing_inputs) | set(ev.missing_via)
+               if t not in ev.program.item_facts and t not in fired]
+    for target in targets:
+        outcome = ev.resolved.get(target)
+        if outcome is not None and outcome.state == "value":
+            continue  # decided after all (e.g. by another branch)
+        for fact in _inputs_behind(ev, target, cache):
+            needed.setdefault(fact, set()).add(target)
+    missing = tuple(MissingFact(fact, tuple(sorted(targets_)))
+                    for fact, targets_ in sorted(needed.items()))
+    explanations = {}
+    for name in content.derived:
+        resolution = ev.resolved.get(name)
+        if resolution is not None and resolution.reasons:
+            explanations[name] = tuple(f"by {rule}: {text}" for rule, text, _ in resolution.reasons)
+    return Result(guideline, derived, tuple(recs), missing, frozenset(ev.rules_fired), explanations)
+
+
+def _is_range(ev: Evaluation, name: str) -> bool:
+    return ev.content.derived[name].type == "range"
