@@ -79,6 +79,8 @@ def _numeric_bounds(rules: list[Rule]) -> tuple[float, float] | None:
 
 def compile_content(content: Content) -> Program:
     """The durable_rules ruleset definition and the action behind each of its rules."""
+    if not content.resolved:  # thresholds would reach durable_rules in the unit they were written in
+        raise ValueError("compile_content needs content bound by the resolve stage (engine/check/resolve.py)")
     b = _Builder(content)
     b.add(Action(ActionKind.START, "start", (Pattern("m_0", None),)))
 

@@ -134,4 +134,4 @@ def run_case(guideline: Guideline, case: Case) -> CaseOutcome:
 
 def all_rule_ids(guideline: Guideline) -> list[str]:
     """Every rule (and score) that coverage counts."""
-    return sorted([r.id for r in guideline.content.rules] + [f"score:{s.id}" for s in guideline.content.scores])
+    return sorted([r.id for r in guideline.content.rules] + [s.rule_id for s in guideline.content.scores])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 from engine.guideline import Guideline
-from engine.model.vocabulary import kind_label
+from engine.model.vocabulary import kind_label, urgencies
 from engine.run.explain import show
 from engine.run.result import Result
 
@@ -37,7 +37,7 @@ def evaluation(guideline: Guideline, result: Result) -> str:
     if not result.recommendations:
         lines += ["No recommendation fires for these facts.", ""]
     cited: set[int] = set()
-    for urgency in ("immediate", "urgent", "routine"):
+    for urgency in urgencies():
         recs = [r for r in result.recommendations if r.urgency == urgency]
         if not recs:
             continue
