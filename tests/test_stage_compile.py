@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,14 @@ def test_the_fact_encoding_round_trips_the_three_outcomes() -> None:
     assert enc.undetermined() == {enc.UNDETERMINED: 1}
     assert enc.undetermined((22, 24)) == {enc.UNDETERMINED: 1, enc.LOW: 22, enc.HIGH: 24}
     assert enc.not_applicable() == {enc.NOT_APPLICABLE: 1}
+
+
+def test_folded_absence_is_the_same_pattern_whatever_the_threshold() -> None:
+    """Without this, a rule per threshold survives deduplication (230 compiled rules became 232)."""
+    below_5 = (atom("x", "lt", 5), frozenset(U))
+    below_9 = (atom("x", "lt", 9), frozenset(U))
+    resolved_5 = Atom("x", "lt", 5, _WHERE, "1", Binding(_NUMBER, False, exact=Fraction(5)))
+    resolved_9 = Atom("x", "lt", 9, _WHERE, "1", Binding(_NUMBER, False, exact=Fraction(9)))
+    assert branch_patterns((below_5,), frozenset()) == branch_patterns((below_9,), frozenset())
+    assert branch_patterns(((resolved_5, frozenset(U)),), frozenset()) == \
+        branch_patterns(((resolved_9, frozenset(U)),), frozenset())

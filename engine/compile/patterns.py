@@ -8,6 +8,7 @@ pattern on that fact, testing the fields engine/compile/encoding.py defines (v /
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from engine.compile.encoding import (
@@ -101,7 +102,10 @@ def _simplify(literals: list[tuple[Atom, States]], bounded: bool) -> list[tuple[
     if not all(_absence(a, s)[0] for a, s in literals):
         return None  # one literal needs a value, another its absence
     atom = literals[0][0]
-    return [(Atom(atom.fact, "present", None, atom.where, binding=atom.binding), frozenset(U))]
+    # "Present" reads the fact, not a threshold: drop the threshold's value from the binding, or
+    # the same folded literal from two thresholds would not be recognised as one.
+    binding = replace(atom.binding, exact=None, written=None) if atom.binding else None
+    return [(Atom(atom.fact, "present", None, atom.where, binding=binding), frozenset(U))]
 
 
 def _reads(atom: Atom) -> str | None:
