@@ -48,7 +48,8 @@ from engine.cds.auth import (
 )
 from engine.cds.fhir_fetch import FetchError, FetchOptions, FhirSession
 from engine.errors import EngineError, InputFactsError, RuleEngineError
-from engine.fhir.reader import LOINC, read_fhir
+from engine.fhir.mapping import LOINC
+from engine.fhir.reader import read_fhir
 from engine.guideline import Guideline, load
 from engine.model.content import Content
 from engine.products.audit import AuditLog, AuditLogError
