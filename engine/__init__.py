@@ -43,6 +43,6 @@ def __getattr__(name: str) -> object:
     """The CDS Hooks service (`create_app(CdsConfig(...))`, an ASGI app) is imported on first use:
     Starlette, uvicorn and the JWT library add ~0.2 s that evaluating patients need not pay."""
     if name in ("CdsConfig", "create_app"):
-        from engine.cds import service as _cds
+        from engine.cds import app as _cds
         return getattr(_cds, name)
     raise AttributeError(f"module 'engine' has no attribute {name!r}")

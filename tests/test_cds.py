@@ -35,14 +35,10 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 import engine
 from engine.cds import cards as _cards
-from engine.cds.auth import TrustConfigError, load_trusted_issuers
-from engine.cds.service import (
-    CdsConfig,
-    CdsConfigError,
-    check_config,
-    create_app,
-    prefetch_templates,
-)
+from engine.cds.app import create_app
+from engine.cds.config import CdsConfig, CdsConfigError, check_config
+from engine.cds.discovery import prefetch_templates
+from engine.cds.trust import TrustConfigError, load_trusted_issuers
 from engine.cli import main
 from engine.run.result import RecommendationResult
 

@@ -49,20 +49,15 @@ from test_cds import (  # noqa: F401  (keys, audit_log and server are fixtures u
     token,
 )
 
-from engine.cds import fhir_fetch as _fhir_client
+from engine.cds import transport as _transport
+from engine.cds.config import CdsConfig, CdsConfigError, check_config
+from engine.cds.discovery import fill_template, prefetch_templates
 from engine.cds.fhir_fetch import (
     FetchError,
     FetchOptions,
     FhirServer,
     FhirSession,
     relative_url,
-)
-from engine.cds.service import (
-    CdsConfig,
-    CdsConfigError,
-    check_config,
-    fill_template,
-    prefetch_templates,
 )
 from engine.cli import main
 
@@ -572,7 +567,7 @@ def test_https_with_a_trusted_certificate_works_and_an_untrusted_one_is_412(
     status, _, body = post_https_only(request(https_fhir))
     assert status == 412 and "fhirServer's TLS certificate was not accepted" in body["error"]
     assert https_fhir.requests == []  # nothing, the token least of all, was sent before the check
-    monkeypatch.setattr(_fhir_client, "_tls", lambda: tls.trusting)
+    monkeypatch.setattr(_transport, "_tls", lambda: tls.trusting)
     expected = post_https_only(example("patient-view-febrile-neutropenia-low-risk.json"))[2]["cards"]
     status, _, body = post_https_only(request(https_fhir))
     assert status == 200 and body["cards"] == expected

@@ -20,7 +20,8 @@ from conftest import replace_once
 
 import engine
 from engine import cli
-from engine.fhir.reader import mapping_table, read_fhir
+from engine.fhir.mapping import mapping_table
+from engine.fhir.reader import read_fhir
 from engine.run.input import check_facts
 
 ROOT = Path(__file__).resolve().parent.parent

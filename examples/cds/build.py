@@ -84,7 +84,7 @@ def files() -> dict[str, dict[str, Any]]:
     """file name -> content of every example request."""
     sys.path.insert(0, str(ROOT))
     import engine
-    from engine.cds.service import prefetch_templates
+    from engine.cds.discovery import prefetch_templates
 
     template = prefetch_templates(engine.load().content)["observations"]
     codes = {c.split("|")[1] for c in template.split("code=")[1].split(",")}
