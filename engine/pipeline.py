@@ -19,7 +19,7 @@ from engine.check.resolve import resolve
 from engine.compile.kleene import ConditionTooLargeError
 from engine.compile.program import Program, compile_content
 from engine.errors import Problem
-from engine.load import folder as _folder
+from engine.loader import folder as _folder
 from engine.model.content import Content, Where
 from engine.model.source import Document
 from engine.resources import BUNDLED_GUIDELINE

@@ -20,7 +20,7 @@ from conftest import position
 
 import engine
 from engine import cli
-from engine.load.yamlio import read_yaml
+from engine.loader.yamlio import read_yaml
 
 GUIDELINE_BIN = Path(sys.executable).with_name("guideline")
 

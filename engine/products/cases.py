@@ -9,9 +9,9 @@ from typing import Any
 
 from engine.errors import InputFactsError, Problem, did_you_mean
 from engine.guideline import Guideline
-from engine.load import schema as _schema
-from engine.load.folder import display_name
-from engine.load.yamlio import read_yaml
+from engine.loader import schema as _schema
+from engine.loader.folder import display_name
+from engine.loader.yamlio import read_yaml
 from engine.model.source import Document
 
 

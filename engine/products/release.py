@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.errors import Problem
-from engine.load import schema as _schema
-from engine.load.folder import display_name
-from engine.load.yamlio import read_yaml
+from engine.loader import schema as _schema
+from engine.loader.folder import display_name
+from engine.loader.yamlio import read_yaml
 from engine.model.content import Content
 from engine.model.source import Document
 from engine.pipeline import analyse

@@ -22,7 +22,7 @@ from typing import Any
 
 from engine.errors import EngineError, InputFactsError, Problem
 from engine.guideline import Guideline
-from engine.load.folder import display_name
+from engine.loader.folder import display_name
 from engine.model.content import (
     All,
     Any_,

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import Problem
-from engine.load import schema as _schema
-from engine.load.yamlio import read_yaml
+from engine.loader import schema as _schema
+from engine.loader.yamlio import read_yaml
 from engine.model.content import (
     All,
     Any_,
