@@ -6,8 +6,6 @@ from fractions import Fraction
 
 from engine.model.content import Conversion
 
-DIGITS = 10  # results are rounded here so 100.4 [degF] is 38 Cel, not 38.00000000000001
-
 
 def exact(value: float) -> Fraction:
     """The decimal a person wrote (0.1 is 1/10, not the nearest binary float)."""
@@ -15,7 +13,10 @@ def exact(value: float) -> Fraction:
 
 
 def to_float(value: Fraction) -> float:
-    return float(round(value, DIGITS))
+    """The float nearest the exact value, never rounded to fewer digits: rounding to 10 digits made
+    499.99999999 /uL read as 0.5 ×10⁹/L, on the wrong side of the severe-neutropenia threshold.
+    (Computed from exact fractions, 100.4 [degF] is exactly 38 Cel without rounding.)"""
+    return float(value)
 
 
 def convert(value: float, conversion: Conversion) -> float:

@@ -21,7 +21,10 @@ def show(value: Any, unit: str | None = None) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return f"{value:g}{show_unit(unit)}"
+        # Every digit the value has (shortest round-trip form): '%g' showed 0.49999999999 as 0.5,
+        # which reads as "0.5 < 0.5" beside a threshold.
+        text = repr(value)
+        return f"{text[:-2] if text.endswith('.0') else text}{show_unit(unit)}"
     if isinstance(value, int):
         return f"{value}{show_unit(unit)}"
     if isinstance(value, (list, tuple)) and len(value) == 2:
