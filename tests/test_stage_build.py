@@ -41,7 +41,7 @@ def atom(fact: str, op: str, v: Any, unit: str | None = None) -> Atom:
     ({"fact": "x", "lt": 5, "unit": "1"}, atom("x", "lt", 5, "1")),
     ({"fact": "e", "in": ["low", "high"]}, atom("e", "in", ("low", "high"))),
     ({"fact": "x", "known": True}, atom("x", "known", True)),
-    # One atom kind, "is known": `known: false` is its negation, so it is unknown-safe in Kleene logic.
+    # One atom kind, "is known" (itself never unknown); `known: false` is its negation.
     ({"fact": "x", "known": False}, Not(atom("x", "known", True))),
     # Two tests on one fact are both required, in the order lt, le, gt, ge, is, in, known.
     ({"fact": "x", "ge": 1, "lt": 5}, All((atom("x", "lt", 5), atom("x", "ge", 1)))),
