@@ -6,6 +6,7 @@ Chromium, offline, and checks the screenshot is a real, non-blank page and the D
 
 from __future__ import annotations
 
+import html
 import io
 import re
 import shutil
@@ -150,7 +151,8 @@ def test_every_reference_numbered_with_its_note(html_doc: str, guideline: engine
         assert item, ref.id
         text = re.sub(r"<[^>]+>", "", item.group(1))
         assert " ".join(ref.citation.split()) in " ".join(text.split()).replace("&amp;", "&")
-        assert not ref.note or ref.note.split()[0] in text
+        note = f'<br><span class="small muted">{html.escape(ref.note)}</span>'
+        assert (note in item.group(1)) == bool(ref.note), ref.id
 
 
 def test_every_rule_with_words_citations_and_rationale(html_doc: str, guideline: engine.Guideline) -> None:
@@ -161,16 +163,19 @@ def test_every_rule_with_words_citations_and_rationale(html_doc: str, guideline:
         assert card, rule.id
         body = card.group(1)
         assert "<b>When</b>" in body
+        assert f"<code>{rule.id}</code> · {html.escape(rule.title)}</span>" in body
         for ref in rule.citations:
             assert f'<a href="#ref-{ref}">[{ref}]</a>' in body
         if rule.recommend:
             assert f'<b>then recommend</b> <a href="#code-{rule.recommend}">' in body
-            assert guideline.content.catalogue[rule.recommend].title.split()[0] in body
+            title = html.escape(guideline.content.catalogue[rule.recommend].title)
+            assert re.search(rf'<p class="then"><b>then recommend</b> .*? — {re.escape(title)}</p>', body), rule.id
             assert f'id="rule-{rule.id}"' in recommend_part
         else:
             assert f'<b>then</b> <a href="#derived-{rule.derive}">' in body
             assert f'id="rule-{rule.id}"' in derived_part
-        assert not rule.rationale or rule.rationale.split()[0] in body
+        rationale = f'<p class="rationale">{html.escape(rule.rationale)}</p>'
+        assert (rationale in body) == bool(rule.rationale), rule.id
 
 
 def test_rules_grouped_by_file(html_doc: str) -> None:

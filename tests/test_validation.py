@@ -299,9 +299,9 @@ def test_is_number_on_boolean_is_rejected_at_the_number(bundled_copy: Path) -> N
     problems = engine.validate(bundled_copy)
     assert len(problems) == 1, listing(problems)
     problem = problems[0]
-    assert problem.code in ("type-mismatch", "schema")
+    assert problem.code == "schema"
     assert same_file(problem.file, path) and (problem.line, problem.col) == position(path, "3}")
-    assert "boolean" in problem.message
+    assert problem.message == "rules/0/when/is: 3 is not of type 'boolean', 'string'"
     rc, out, err = run_cli(["validate", str(bundled_copy)])
     assert rc == 2 and str(problem) in (out + err).splitlines()
 
@@ -437,7 +437,7 @@ def test_condition_too_large_is_located_at_its_rule(bundled_copy: Path) -> None:
     assert [p.code for p in problems] == ["too-large"], listing(problems)
     problem = problems[0]
     assert same_file(problem.file, path), f"too-large should point at the rule, not {problem}"
-    assert problem.line in (position(path, "id: zz-big")[0], position(path, "when:")[0]), str(problem)
+    assert (problem.line, problem.col) == position(path, "{all: [{any:"), str(problem)
     assert "zz-big" in problem.message
     rc, out, err = run_cli(["validate", str(bundled_copy)])
     assert rc == 2 and str(problem) in (out + err).splitlines()
