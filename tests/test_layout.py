@@ -21,7 +21,7 @@ MAX_LINES = 400
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("engine.errors", "engine.resources", "engine.bundled"),  # engine.bundled: package data only
     ("engine.model",),
-    ("engine.load",),
+    ("engine.loader",),
     ("engine.check",),
     ("engine.compile",),
     ("engine.run",),

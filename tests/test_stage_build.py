@@ -10,7 +10,7 @@ import pytest
 from conftest import position
 from test_stage_semantic import write_tiny
 
-from engine.load.folder import build, condition, read_folder, value
+from engine.loader.folder import build, condition, read_folder, value
 from engine.model.content import (
     All,
     Any_,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import position
 
-from engine.load import schema
-from engine.load.yamlio import read_yaml
+from engine.loader import schema
+from engine.loader.yamlio import read_yaml
 
 RULE = "rules:\n  - id: a\n    title: T\n    when: {fact: a, is: true}\n    then: {recommend: x}\n    citations: [1]\n"
 ALLOWED_IN_RULE = "allowed here: id, title, when, then, citations, rationale"

@@ -16,7 +16,7 @@ from conftest import position, replace_once
 
 from engine.check import semantic
 from engine.errors import Problem
-from engine.load.folder import build, read_folder
+from engine.loader.folder import build, read_folder
 from engine.model.content import Content
 
 # A guideline small enough to read at a glance; it validates clean (test_the_tiny_guideline_is_clean).

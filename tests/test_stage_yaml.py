@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from conftest import position
 
-from engine.load.yamlio import read_yaml
+from engine.loader.yamlio import read_yaml
 from engine.model.source import Document
 
 
