@@ -248,7 +248,7 @@ def verify(path: str | os.PathLike[str]) -> Verification:
     are not read.
     """
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115 - the try covers the open only; `with f` closes it
     except OSError as exc:
         raise BadInputError(f"{os.fspath(path)}: cannot read: {exc.strerror or exc}") from exc
     with f:
