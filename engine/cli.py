@@ -99,7 +99,7 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: Text
         raise UsageError(args.parser, "give exactly one of FILE or --fhir BUNDLE")
     if args.fhir is None and (args.facts or args.as_of or args.include_preliminary):
         raise UsageError(args.parser, "--facts, --as-of and --include-preliminary go with --fhir")
-    guideline = load(_folder(args))
+    guideline = load(args.guideline)  # None: the bundled guideline, exactly as the API loads it
     facts = _read_patient(args.file, stdin) if args.fhir is None else _fhir_facts(args, guideline, err, stdin)
     if args.audit_log:  # no result unless its audit line is written
         result = guideline.evaluate(facts, audit_log=_audit.AuditLog(args.audit_log))

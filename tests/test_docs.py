@@ -29,7 +29,7 @@ docs: Any = importlib.util.module_from_spec(_spec)
 sys.modules["docs_script"] = docs  # dataclasses look their module up by name
 _spec.loader.exec_module(docs)
 
-from engine import cli  # noqa: E402
+from engine import cli
 
 BLOCKS = [block for path in docs.doc_files() for block in docs.sh_blocks(path)]
 QUICK_START = BLOCKS[:2]  # README.md comes first in doc_files()
@@ -103,6 +103,9 @@ def test_documented_command(command: Any, monkeypatch: pytest.MonkeyPatch,
         # A server that does not return, or git revisions this checkout may not have: argparse must accept it.
         parsed = cli._parser().parse_args(args)
         assert parsed.func is not None
+        # argparse accepts abbreviations (--guidelin); the docs spell every option in full.
+        flags = [a.split("=")[0] for a in args if a.startswith("--")]
+        assert set(flags) <= set(parsed.parser._option_string_actions), f"{_id(command)}: {flags}"
     elif program == docs.GUIDELINE:
         code, out, err = docs.run_cli(args)
         assert code == command.exit, f"{_id(command)}: exit {code}, documented {command.exit}\n{err}"
@@ -113,7 +116,8 @@ def test_documented_command(command: Any, monkeypatch: pytest.MonkeyPatch,
                               timeout=120, check=False)
         assert done.returncode == 0, done.stderr
         for flag in [a for a in args[1:] if a.startswith("--")]:
-            assert flag in done.stdout, f"{_id(command)}: {flag} is not an option of {args[0]}"
+            assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", done.stdout), \
+                f"{_id(command)}: {flag} is not an option of {args[0]}"
     elif program == "curl":
         _curl(command, request.getfixturevalue("dev_server"))
     else:
@@ -184,7 +188,7 @@ def test_every_transcript_is_generated() -> None:
     for path in docs.doc_files():
         text = path.read_text(encoding="utf-8")
         spans = [(r.start, r.end) for r in docs.regions(path)]
-        for match in re.finditer(r"^\$ .*$", text, re.M):
+        for match in re.finditer(r"^\$ .*$", text, re.MULTILINE):
             assert any(a <= match.start() < b for a, b in spans), \
                 f"{path.relative_to(ROOT)}: hand-written transcript {match[0]!r}"
 
@@ -229,5 +233,5 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--help"], out=out, err=io.StringIO()) == 0
     subparsers = cli._parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     for name in subparsers:
-        assert re.search(rf"^  {name}\b", out.getvalue(), re.M), name
+        assert re.search(rf"^  {name}\b", out.getvalue(), re.MULTILINE), name
     assert "audit verify" in out.getvalue()
