@@ -14,12 +14,21 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # what type checkers and readers see; at run time see __getattr__
     from engine.cds.app import create_app
     from engine.cds.config import CdsConfig
-    from engine.errors import EngineError, GuidelineInvalidError, InputFactsError, InputProblem, Problem, RuleEngineError
+    from engine.errors import (
+        EngineError,
+        GuidelineInvalidError,
+        InputFactsError,
+        InputProblem,
+        Problem,
+        RuleEngineError,
+    )
     from engine.fhir.reader import facts_from_fhir
     from engine.guideline import Guideline, load
     from engine.products.audit import AuditLog, AuditLogError, Verification
     from engine.products.audit import verify as verify_audit_log
-    from engine.products.release import validate  # the guideline's checks plus releases.yaml (and --release)
+    from engine.products.release import (
+        validate,  # the guideline's checks plus releases.yaml (and --release)
+    )
     from engine.resources import BUNDLED_GUIDELINE
     from engine.run.result import MissingFact, RecommendationResult, Result
 

@@ -416,3 +416,72 @@ def test_script_and_module_behave_identically(args: list[str], stdin: str, rc: i
         check_result_shape(one_json_document(script.stdout), engine.load())
     if rc != 0:
         assert script.stdout == ""
+
+
+# --- one way to name the guideline folder ------------------------------------------------------------
+
+FOLDER_COMMANDS = {  # command -> extra arguments; every command that reads a guideline
+    "evaluate": ["-", "--format", "json"], "validate": [], "test": [], "release": [],
+    "render": ["--format", "markdown"], "diff": ["--rev", "HEAD.."],
+    "serve": ["--dev-no-auth", "--port", "0"],  # the guideline is loaded before anything is bound
+}
+
+
+def test_every_command_that_reads_a_guideline_takes_the_flag() -> None:
+    parser = cli._parser()
+    for name, extra in FOLDER_COMMANDS.items():
+        args = parser.parse_args([name, "--guideline", "some/dir", *extra])
+        assert args.guideline == "some/dir", name
+
+
+@pytest.mark.parametrize("command", ["validate", "test", "release", "render", "evaluate", "serve"])
+def test_guideline_flag_names_the_folder(command: str, bundled_copy: Path) -> None:
+    """A broken copy named by --guideline is the one read: its problem is reported, exit 2."""
+    (bundled_copy / "facts.yaml").unlink()
+    rc, out, err = run_cli([command, "--guideline", str(bundled_copy), *FOLDER_COMMANDS[command]],
+                           stdin='{"anc": 0.3}')
+    assert rc == 2, out + err
+    assert "facts.yaml" in out + err and "missing-file" in out + err
+
+
+def test_diff_guideline_flag_is_the_rev_folder(tmp_path: Path) -> None:
+    # Not a git repository: the folder named by --guideline is the one --rev looked for.
+    (tmp_path / "g").mkdir()
+    rc, _, err = run_cli(["diff", "--rev", "HEAD..", "--guideline", str(tmp_path / "g")])
+    assert rc == 2 and f"{tmp_path / 'g'}: not inside a git repository" in err
+    rc, _, err = run_cli(["diff", str(tmp_path), str(tmp_path), "--guideline", str(tmp_path / "g")])
+    assert rc == 2 and "--guideline DIR goes with --rev" in err and "usage: guideline diff" in err
+
+
+@pytest.mark.parametrize("command", ["validate", "test", "release", "render", "diff"])
+def test_positional_and_flag_with_different_folders_is_a_usage_error(command: str, bundled_copy: Path,
+                                                                     tmp_path: Path) -> None:
+    extra = ["--rev", "HEAD.."] if command == "diff" else []
+    rc, out, err = run_cli([command, str(bundled_copy), "--guideline", str(tmp_path / "other"), *extra])
+    assert rc == 2 and out == ""
+    assert f"usage: guideline {command}" in err
+    assert f"guideline {command}: error: the guideline folder is given twice" in err
+    assert str(bundled_copy) in err and str(tmp_path / "other") in err
+
+
+def test_positional_and_flag_naming_the_same_folder_agree(fast_cli: None) -> None:
+    folder = str(engine.BUNDLED_GUIDELINE)
+    rc, out, err = run_cli(["validate", folder, "--guideline", folder + "/"])
+    assert rc == 0, err
+    assert run_cli(["validate", "--guideline", folder])[1] == out
+
+
+def test_validate_and_test_count_the_same_rules_and_scores(fast_cli: None, guideline: engine.Guideline) -> None:
+    rules, scores = len(guideline.content.rules), len(guideline.content.scores)
+    _, validated, _ = run_cli(["validate"])
+    _, tested, _ = run_cli(["test"])
+    assert f", {rules} rules, {scores} score{'s' if scores != 1 else ''}, " in validated
+    assert f"rule coverage: {rules}/{rules} rules and {scores}/{scores} score{'s' if scores != 1 else ''} " in tested
+
+
+def test_help_lists_every_command_once(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run_cli(["--help"])
+    out += capsys.readouterr().out
+    assert rc == 0
+    for command in ("evaluate", "validate", "test", "release", "audit verify", "diff", "render", "serve"):
+        assert len(re.findall(rf"^  {command}\s", out, re.M)) == 1, (command, out)

@@ -19,8 +19,8 @@ from conftest import replace_once
 
 import engine
 from engine import cli
-from engine.pipeline import analyse
 from engine.model.content import All
+from engine.pipeline import analyse
 from engine.products.diff import compare as _diff
 from engine.products.diff import report as _diffreport
 from engine.products.words import condition_words, value_words

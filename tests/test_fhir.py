@@ -379,7 +379,7 @@ def test_unknown_unit_names_resource_code_and_fact(rejected) -> None:
 
 def test_out_of_range_value_is_rejected(rejected) -> None:
     message = rejected(bundle(obs("t", "8310-5", 130, "[degF]"), obs("a", "751-8", 150, "10*9/L")))
-    assert "Observation/t (LOINC 8310-5 -> temperature): 54.4444 Cel (130 [degF]) is outside the plausible " \
+    assert "Observation/t (LOINC 8310-5 -> temperature): 54.4444444444 Cel (130 [degF]) is outside the plausible " \
            "range 25–45 Cel" in message
     assert "Observation/a (LOINC 751-8 -> anc): 150 10*9/L is outside the plausible range 0–100 10*9/L" in message
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+from conftest import replace_once
+
 import engine
 from engine.check.resolve import resolve
 from engine.model.content import Atom, Condition, Content, Not, Operand, atoms, operands
 from engine.pipeline import STAGES, analyse
-
-from conftest import replace_once
 
 
 def _atoms_of(content: Content) -> list[Atom]:

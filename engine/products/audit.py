@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.errors import EngineError
+from engine.errors import BadInputError, EngineError
 from engine.run.result import Result
 
 VERSION = 1
@@ -244,9 +244,14 @@ def _parse(raw: bytes) -> tuple[dict[str, Any] | None, str, str]:
 def verify(path: str | os.PathLike[str]) -> Verification:
     """Check every line (JSON, fields, own hash, chain link, sequence); the first broken one.
 
-    Raises OSError when the file cannot be read. Lines appended while verifying are not read.
+    Raises BadInputError (naming the file) when it cannot be read. Lines appended while verifying
+    are not read.
     """
-    with open(path, "rb") as f:
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - the try covers the open only; `with f` closes it
+    except OSError as exc:
+        raise BadInputError(f"{os.fspath(path)}: cannot read: {exc.strerror or exc}") from exc
+    with f:
         fcntl.flock(f.fileno(), fcntl.LOCK_SH)  # a consistent end: no write is half done
         size = os.fstat(f.fileno()).st_size
         fcntl.flock(f.fileno(), fcntl.LOCK_UN)

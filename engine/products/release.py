@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.errors import Problem
+from engine.errors import BadInputError, EngineError, Problem
 from engine.loader import schema as _schema
 from engine.loader.folder import display_name
 from engine.loader.yamlio import read_yaml
@@ -45,12 +45,27 @@ class Recorded:
     file: Path
 
 
-class ReleaseRefusedError(Exception):
-    """`record` refused: the release checks failed (problems are located, sorted)."""
+class ReleaseRefusedError(BadInputError):
+    """`record` refused: the release checks failed (problems are located, sorted); nothing was written."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem], folder: Path | None = None):
         self.problems = sorted(set(problems))
+        self.folder = folder
         super().__init__("\n".join(map(str, self.problems)))
+
+    def report(self) -> list[str]:
+        where = f" in {self.folder}" if self.folder is not None else ""
+        return [*map(str, self.problems), f"release refused: {len(self.problems)} problem(s){where}"]
+
+
+class ReleaseWriteError(EngineError):
+    """releases.yaml could not be written: the release is not recorded (exit 1, like any failure to finish)."""
+
+    def __init__(self, folder: Path, exc: OSError):
+        super().__init__(f"{folder}: cannot record the release: {exc.strerror or exc}")
+
+    def report(self) -> list[str]:
+        return [str(self)]
 
 
 def read_releases(folder: Path) -> tuple[Document | None, list[Release], list[Problem]]:
@@ -197,24 +212,27 @@ def record(path: Path | str | None = None, *, by: str | None = None) -> Recorded
     """
     folder = Path(path) if path is not None else BUNDLED_GUIDELINE
     if not folder.is_dir():
-        raise ReleaseRefusedError(analyse(folder).problems)
+        raise ReleaseRefusedError(analyse(folder).problems, folder)
     # The folder lock serialises concurrent `guideline release` runs (read, check, write).
     dir_fd = os.open(folder, os.O_RDONLY)
     try:
         fcntl.flock(dir_fd, fcntl.LOCK_EX)
         content, digest, doc, releases, problems = _check(folder, release=True, digest_check=False)
         if problems:
-            raise ReleaseRefusedError(problems)
+            raise ReleaseRefusedError(problems, folder)
         assert content is not None and digest
         version = content.metadata.version
         file = folder / RELEASES_FILE
         entry = next((r for r in releases if r.version == version), None)
         if entry is not None:
             if entry.digest != digest:
-                raise ReleaseRefusedError(list(_digest_problems(content, digest, doc, releases)))
+                raise ReleaseRefusedError(list(_digest_problems(content, digest, doc, releases)), folder)
             return Recorded(entry, True, file)
         new = Release(version, digest, _now(), by.strip() if by and by.strip() else None, len(releases))
-        _write(folder, file, releases, new)
+        try:
+            _write(folder, file, releases, new)
+        except OSError as exc:
+            raise ReleaseWriteError(folder, exc) from exc
         return Recorded(new, False, file)
     finally:
         os.close(dir_fd)

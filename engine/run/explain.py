@@ -21,10 +21,9 @@ def show(value: Any, unit: str | None = None) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        # Every digit the value has (shortest round-trip form): '%g' showed 0.49999999999 as 0.5,
-        # which reads as "0.5 < 0.5" beside a threshold.
-        text = repr(value)
-        return f"{text[:-2] if text.endswith('.0') else text}{show_unit(unit)}"
+        # 12 significant digits: '%g' (6) showed 0.49999999999 as 0.5, which reads as "0.5 < 0.5"
+        # beside a threshold; 12 keep such values apart without showing a conversion's last bits.
+        return f"{value:.12g}{show_unit(unit)}"
     if isinstance(value, int):
         return f"{value}{show_unit(unit)}"
     if isinstance(value, (list, tuple)) and len(value) == 2:

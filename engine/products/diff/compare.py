@@ -188,6 +188,9 @@ class SideInvalidError(EngineError):
         self.problems = sorted(set(problems))
         super().__init__(f"{label}: the guideline is invalid")
 
+    def report(self) -> list[str]:
+        return [*map(str, self.problems), f"error: {self}"]
+
 
 # --- semantic diff: helpers ---------------------------------------------------------------------
 
