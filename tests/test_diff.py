@@ -23,6 +23,7 @@ from engine.pipeline import analyse
 from engine.model.content import All
 from engine.products.diff import compare as _diff
 from engine.products.diff import report as _diffreport
+from engine.products.diff import versions as _versions
 from engine.products.words import condition_words, value_words
 
 FN_ANC = "            - {fact: anc, lt: 0.5, unit: 10*9/L}\n            - {fact: anc_expected_below_0_5_within_48h"
@@ -319,7 +320,7 @@ def test_version_only_bump_is_fine_but_reported(pair: tuple[Path, Path]) -> None
     ("1.1.0", "1.1.0-rc.1", "downgrade", None),
 ])
 def test_bump_levels(old: str, new: str, level: str, expected: str | None) -> None:
-    assert _diff._bump(old, new) == (level, expected)
+    assert _versions._bump(old, new) == (level, expected)
 
 
 def test_equal_digest_with_another_version_is_ok_and_reported() -> None:
@@ -394,11 +395,11 @@ def test_rev_compares_two_commits_and_the_working_tree(tmp_path: Path, few_bases
 def test_conditions_and_values_in_words(guideline: engine.Guideline) -> None:
     content = guideline.content
     rules = {r.id: r for r in content.rules}
-    assert condition_words(rules["febrile-neutropenia"].when, content) == \
+    assert condition_words(rules["febrile-neutropenia"].when) == \
         "febrile is true and (anc < 0.5 ×10⁹/L or anc_expected_below_0_5_within_48h is true)"
-    assert condition_words(rules["neutropenia-grade-moderate"].when, content) == "0.5 ≤ anc < 1.0 ×10⁹/L"
-    assert condition_words(All((rules["neutropenia-grade-moderate"].when, rules["febrile-true"].when)), content) \
+    assert condition_words(rules["neutropenia-grade-moderate"].when) == "0.5 ≤ anc < 1.0 ×10⁹/L"
+    assert condition_words(All((rules["neutropenia-grade-moderate"].when, rules["febrile-true"].when))) \
         .startswith("0.5 ≤ anc < 1.0 ×10⁹/L and (temperature ≥ 38.3 °C or ")
-    assert condition_words(rules["anc-from-differential"].when, content) == "anc is not known"
+    assert condition_words(rules["anc-from-differential"].when) == "anc is not known"
     assert value_words(rules["anc-from-differential"].value) == \
         "wbc × (neutrophils_pct + bands_pct [0 if not given]) ÷ 100"

@@ -11,16 +11,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import EngineError
+from engine.errors import BadInputError
 
 # `REV..` and `REV..WORKTREE` both mean "compare with the files as they are now".
 WORKTREE = "WORKTREE"
 
 
-class SourceError(EngineError):
+class SourceError(BadInputError):
     """The versions to compare cannot be found: bad arguments, not a git repository, unknown revision."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)
