@@ -19,8 +19,8 @@ from conftest import replace_once
 
 import engine
 from engine import cli
-from engine.pipeline import analyse
 from engine.model.content import All
+from engine.pipeline import analyse
 from engine.products.diff import compare as _diff
 from engine.products.diff import report as _diffreport
 from engine.products.diff import versions as _versions
@@ -345,6 +345,21 @@ def test_invalid_side_prints_its_located_problems(pair: tuple[Path, Path]) -> No
     code, _, err = _cli(str(old), str(new))
     assert code == 2
     assert "febrile-neutropenia.yaml:" in err and "unknown-fact" in err and "did you mean 'febrile'" in err
+
+
+def test_invalid_side_reports_its_problems_then_the_error(pair: tuple[Path, Path]) -> None:
+    old, new = pair
+    replace_once(new / "rules" / "febrile-neutropenia.yaml", "{fact: febrile, is: true}\n        - any:",
+                 "{fact: febril, is: true}\n        - any:")
+    with pytest.raises(_diff.SideInvalidError) as caught:
+        _diff.compare(old, new, new_label="new")
+    exc = caught.value
+    assert isinstance(exc, engine.errors.BadInputError) and exc.exit_code == 2
+    lines = exc.report()
+    assert lines[-1] == "error: new: the guideline is invalid"
+    assert lines[:-1] == [str(p) for p in exc.problems] and lines[0].startswith("new/rules/febrile-neutropenia.yaml:")
+    code, _, err = _cli(str(old), str(new))
+    assert code == 2 and err.splitlines()[-1] == f"error: {new}: the guideline is invalid"
 
 
 def test_usage_errors_are_bad_input() -> None:

@@ -17,13 +17,17 @@ from engine.products.render.layout import (
     MARGIN,
     PAD_X,
     PAD_Y,
-    PALETTE,
     UNUSED_PER_LINE,
     V_GAP,
     WAYPOINT,
     layout,
     unused_lines,
 )
+
+# Edges from each derived fact get their own hue so one fact's readers can be followed by eye.
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
+           "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#843c39", "#7b4173")
+
 
 # --- drawing -----------------------------------------------------------------------------------
 
@@ -72,8 +76,8 @@ def _unused_group(graph: Graph, x: float, y: float) -> str:
     width = (max(len(n) for n in graph.unused) + 2) * UNUSED_PER_LINE * CHAR_W + 2 * PAD_X
     col_w = (max(len(n) for n in graph.unused) + 2) * CHAR_W
     parts = [f'<g class="unused"><rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{height:.1f}" rx="4"/>',
-             f'<text x="{x + PAD_X:.1f}" y="{y + PAD_Y + LINE_H - 3:.1f}" class="unused-title">'
-             f'input facts no rule reads ({len(graph.unused)})</text><text>']
+             (f'<text x="{x + PAD_X:.1f}" y="{y + PAD_Y + LINE_H - 3:.1f}" class="unused-title">'
+             f'input facts no rule reads ({len(graph.unused)})</text><text>')]
     for r, row in enumerate(rows):
         for c, name in enumerate(row):
             parts.append(f'<tspan data-node="{INPUT}:{html.escape(name)}" x="{x + PAD_X + c * col_w:.1f}" '
@@ -126,9 +130,9 @@ def diagram_svg(content: Content) -> str:
     drawn = layout(graph)
     width, height = drawn.width, drawn.height
     boxes = [n for col in drawn.columns for n in col if n.kind != WAYPOINT]
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="flow" role="img" width="{width:.0f}" '
+    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" class="flow" role="img" width="{width:.0f}" '
              f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" '
-             f'aria-label="How facts flow from input facts through derived facts to recommendations">',
+             f'aria-label="How facts flow from input facts through derived facts to recommendations">'),
              f"<style>{STYLE}</style>", _headers(drawn.columns), '<g class="edges">']
     parts += [_edge(graph, s, t, chain) for s, t, chain in drawn.paths]
     parts.append('</g><g class="nodes">')

@@ -189,9 +189,9 @@ def _html_scores(rv: Review) -> str:
 
 
 def _html_thresholds(rv: Review) -> str:
-    out = ['<section id="thresholds"><h2>Thresholds</h2>'
+    out = [('<section id="thresholds"><h2>Thresholds</h2>'
            '<p class="muted small">For each numeric fact, every threshold a rule or score compares it with, '
-           'in increasing order, and what follows from it.</p>']
+           'in increasing order, and what follows from it.</p>')]
     for fact, rows in rv.thresholds.items():
         unit = f' <span class="muted small">in {e(unit_words(rows[0].unit))}</span>' if rows[0].unit else ""
         body = []

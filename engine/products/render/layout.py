@@ -6,6 +6,7 @@ crossings few; nodes are then placed near the centre of what they read.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from engine.products.render.graph import CODE, DERIVED, INPUT, Graph, Node
@@ -24,9 +25,6 @@ HEADER_CHARS, HEADER_CHAR_W = 15, 8.6   # column titles: 12 px capitals, widest 
 MAX_CHARS = {INPUT: 22, DERIVED: 16, CODE: 22}
 MAX_LINES = 3
 UNUSED_PER_LINE = 2
-# Edges from each derived fact get their own hue so one fact's readers can be followed by eye.
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
-           "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#843c39", "#7b4173")
 
 # --- layout ------------------------------------------------------------------------------------
 # Sugiyama-style: an edge that skips columns runs through a "waypoint" in every column it crosses,
@@ -98,7 +96,7 @@ def _route(graph: Graph) -> tuple[list[list[Node]], list[tuple[str, str, list[No
                 cols[c].append(way)
             chain.append(waypoints[(source, c)])
         chain.append(t)
-        for a, b in zip(chain, chain[1:], strict=False):
+        for a, b in itertools.pairwise(chain):
             if b.key not in succ.setdefault(a.key, []):
                 succ[a.key].append(b.key)
         paths.append((source, target, chain))

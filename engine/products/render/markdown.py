@@ -107,8 +107,8 @@ def _md_rule(view: RuleView, content: Content) -> list[str]:
 
 def _md_rules(rv: Review) -> list[str]:
     lines = [_md_anchor("rules"), "## Rules", "",
-             "A rule applies only when its condition is known to be true; a missing fact is never read as normal "
-             "or false.", ""]
+             ("A rule applies only when its condition is known to be true; a missing fact is never read as normal "
+             "or false."), ""]
     for derive, heading in ((True, "Derived-fact rules"), (False, "Recommendation rules")):
         lines += [f"### {heading}", ""]
         for file, views in rule_groups(rv, derive):
