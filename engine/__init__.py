@@ -56,7 +56,29 @@ _EXPORTS = {
     "verify_audit_log": ("engine.products.audit", "verify"),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AuditLog",
+    "AuditLogError",
+    "BUNDLED_GUIDELINE",
+    "CdsConfig",
+    "EngineError",
+    "Guideline",
+    "GuidelineInvalidError",
+    "InputFactsError",
+    "InputProblem",
+    "MissingFact",
+    "Problem",
+    "RecommendationResult",
+    "Result",
+    "RuleEngineError",
+    "Verification",
+    "create_app",
+    "facts_from_fhir",
+    "load",
+    "validate",
+    "verify_audit_log",
+]
+assert sorted(__all__) == sorted(_EXPORTS)  # one list of public names, spelt out for tools
 
 
 def __getattr__(name: str) -> object:

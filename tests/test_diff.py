@@ -23,6 +23,7 @@ from engine.model.content import All
 from engine.pipeline import analyse
 from engine.products.diff import compare as _diff
 from engine.products.diff import report as _diffreport
+from engine.products.diff import versions as _versions
 from engine.products.words import condition_words, value_words
 
 FN_ANC = "            - {fact: anc, lt: 0.5, unit: 10*9/L}\n            - {fact: anc_expected_below_0_5_within_48h"
@@ -319,7 +320,7 @@ def test_version_only_bump_is_fine_but_reported(pair: tuple[Path, Path]) -> None
     ("1.1.0", "1.1.0-rc.1", "downgrade", None),
 ])
 def test_bump_levels(old: str, new: str, level: str, expected: str | None) -> None:
-    assert _diff._bump(old, new) == (level, expected)
+    assert _versions._bump(old, new) == (level, expected)
 
 
 def test_equal_digest_with_another_version_is_ok_and_reported() -> None:
@@ -344,6 +345,21 @@ def test_invalid_side_prints_its_located_problems(pair: tuple[Path, Path]) -> No
     code, _, err = _cli(str(old), str(new))
     assert code == 2
     assert "febrile-neutropenia.yaml:" in err and "unknown-fact" in err and "did you mean 'febrile'" in err
+
+
+def test_invalid_side_reports_its_problems_then_the_error(pair: tuple[Path, Path]) -> None:
+    old, new = pair
+    replace_once(new / "rules" / "febrile-neutropenia.yaml", "{fact: febrile, is: true}\n        - any:",
+                 "{fact: febril, is: true}\n        - any:")
+    with pytest.raises(_diff.SideInvalidError) as caught:
+        _diff.compare(old, new, new_label="new")
+    exc = caught.value
+    assert isinstance(exc, engine.errors.BadInputError) and exc.exit_code == 2
+    lines = exc.report()
+    assert lines[-1] == "error: new: the guideline is invalid"
+    assert lines[:-1] == [str(p) for p in exc.problems] and lines[0].startswith("new/rules/febrile-neutropenia.yaml:")
+    code, _, err = _cli(str(old), str(new))
+    assert code == 2 and err.splitlines()[-1] == f"error: {new}: the guideline is invalid"
 
 
 def test_usage_errors_are_bad_input() -> None:
@@ -394,11 +410,11 @@ def test_rev_compares_two_commits_and_the_working_tree(tmp_path: Path, few_bases
 def test_conditions_and_values_in_words(guideline: engine.Guideline) -> None:
     content = guideline.content
     rules = {r.id: r for r in content.rules}
-    assert condition_words(rules["febrile-neutropenia"].when, content) == \
+    assert condition_words(rules["febrile-neutropenia"].when) == \
         "febrile is true and (anc < 0.5 ×10⁹/L or anc_expected_below_0_5_within_48h is true)"
-    assert condition_words(rules["neutropenia-grade-moderate"].when, content) == "0.5 ≤ anc < 1.0 ×10⁹/L"
-    assert condition_words(All((rules["neutropenia-grade-moderate"].when, rules["febrile-true"].when)), content) \
+    assert condition_words(rules["neutropenia-grade-moderate"].when) == "0.5 ≤ anc < 1.0 ×10⁹/L"
+    assert condition_words(All((rules["neutropenia-grade-moderate"].when, rules["febrile-true"].when))) \
         .startswith("0.5 ≤ anc < 1.0 ×10⁹/L and (temperature ≥ 38.3 °C or ")
-    assert condition_words(rules["anc-from-differential"].when, content) == "anc is not known"
+    assert condition_words(rules["anc-from-differential"].when) == "anc is not known"
     assert value_words(rules["anc-from-differential"].value) == \
         "wbc × (neutrophils_pct + bands_pct [0 if not given]) ÷ 100"

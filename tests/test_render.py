@@ -23,8 +23,9 @@ import engine
 from engine import cli
 from engine.model.content import atoms
 from engine.pipeline import analyse
-from engine.products.render.diagram import WAYPOINT, build_graph, layout
 from engine.products.render.document import render
+from engine.products.render.graph import build_graph
+from engine.products.render.layout import WAYPOINT, layout
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)

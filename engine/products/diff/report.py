@@ -6,7 +6,7 @@ import json
 import textwrap
 from typing import Any
 
-from engine.products.diff.compare import Change, Diff, PatientChange
+from engine.products.diff.results import Change, Diff, PatientChange
 
 _WIDTH = 100
 
