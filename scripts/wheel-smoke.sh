@@ -92,6 +92,14 @@ step "editing unbumped" edit unbumped/guideline.yaml "version: 1.1.0" "version: 
 step "editing approved" edit approved/guideline.yaml "status: draft" "status: approved"
 step "editing approved" edit approved/guideline.yaml "reviewers: []" \
   $'reviewers:\n  - name: Smoke Test Reviewer\n    role: haematologist'
+# history/: a git repository whose last commit is new/ over old/ (for diff --rev).
+in_history() { git -C history -c user.name=smoke -c user.email=smoke@localhost "$@"; }
+commit_history() {
+  mkdir -p history && rm -rf history/neutropenia && cp -r "$1" history/neutropenia
+  in_history init -q && in_history add -A && in_history commit -qm "$1"
+}
+step "committing old to history" commit_history old
+step "committing new to history" commit_history new
 step "editing broken" edit broken/rules/febrile-neutropenia.yaml "${fn_anc}0.5," "${fn_anc/anc/ancc}0.5,"
 
 # A client for the server: loopback only, no proxy, bounded. Kept out of the working folder, where
@@ -200,9 +208,16 @@ commands() {  # every command through one launcher (cli); full=1 adds the error 
     "${cli[@]}" render old --format markdown -o "$tag.md"
   more check "$tag render: the Markdown document" 0 'Management of leukopenia and neutropenia' head -c 2000 "$tag.md"
   # diff is the slowest command (~10 s: it evaluates ~860 patients on both versions).
-  check "$tag diff OLD NEW --format json" 0 '"version_check"' "${cli[@]}" diff old new --format json
-  more check "$tag diff OLD NEW, a threshold changed without a version bump: exit 1" 1 \
-    'threshold < 0\.5 → < 1\.0' "${cli[@]}" diff old unbumped
+  if [[ "$full" == 1 ]]; then
+    check "$tag diff OLD NEW --format json" 0 '"version_check"' "${cli[@]}" diff old new --format json
+    check "$tag diff OLD NEW, a threshold changed without a version bump: exit 1" 1 \
+      'threshold < 0\.5 → < 1\.0' "${cli[@]}" diff old unbumped
+    check "$tag diff --rev, the bundled guideline is in no git repository: exit 2" 2 'not inside a git repository' \
+      "${cli[@]}" diff --rev HEAD~1..HEAD
+  else
+    check "$tag diff --rev A..B DIR --format json" 0 '"version_check"' \
+      "${cli[@]}" diff --rev HEAD~1..HEAD history/neutropenia --format json
+  fi
   rm -f approved/releases.yaml
   check "$tag release DIR" 0 'version 1\.0\.0 recorded in releases\.yaml: sha256:' \
     "${cli[@]}" release approved --by "smoke test"
