@@ -8,6 +8,7 @@ from typing import Any
 
 from engine.errors import Problem
 from engine.loader import schema as _schema
+from engine.loader.safefile import MAX_FOLDER_BYTES
 from engine.loader.yamlio import read_yaml
 from engine.model.content import (
     All,
@@ -45,9 +46,13 @@ LAYOUT = (
 
 
 def display_name(folder: Path, path: Path) -> str:
-    """A file name as people see it in messages: relative to the working directory if possible."""
+    """A file name as people see it in messages: relative to the working directory if possible.
+
+    Only the folder is resolved, never the file itself: a link is named as the link, not as
+    whatever it points to.
+    """
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str((path.parent.resolve() / path.name).relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
 
@@ -58,13 +63,23 @@ def read_folder(folder: Path) -> tuple[dict[str, list[Document]], list[Problem]]
     problems: list[Problem] = []
     if not folder.is_dir():
         return docs, [Problem(str(folder), 1, 1, "no-guideline", "not a guideline folder (no such directory)")]
+    total = 0
     for pattern, kind, required in LAYOUT:
         paths = sorted(folder.glob(pattern))
         if not paths and required:
             problems.append(Problem(display_name(folder, folder / pattern), 1, 1, "missing-file",
                                     f"a guideline needs {pattern}"))
         for path in paths:
-            doc, parse_problems = read_yaml(path, display_name(folder, path))
+            name = display_name(folder, path)
+            try:
+                total += path.stat().st_size if path.is_file() else 0
+            except OSError:
+                pass  # read_yaml reports it
+            if total > MAX_FOLDER_BYTES:
+                problems.append(Problem(name, 1, 1, "too-large", f"the guideline folder's files exceed "
+                                        f"{MAX_FOLDER_BYTES:,} bytes together; not read from here on"))
+                return docs, problems
+            doc, parse_problems = read_yaml(path, name, folder)
             problems += parse_problems
             if not parse_problems:
                 problems += _schema.check(doc, kind)

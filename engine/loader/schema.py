@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import reprlib
 from functools import lru_cache
 from typing import Any
 
@@ -49,6 +50,11 @@ def _headline(error: ValidationError) -> ValidationError:
     return error
 
 
+_MAX_MESSAGE = 200
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 60
+
+
 def _describe(error: ValidationError) -> tuple[tuple[Any, ...], str, str]:
     """(path, code, message) for one schema error."""
     path = tuple(error.absolute_path)
@@ -62,7 +68,12 @@ def _describe(error: ValidationError) -> tuple[tuple[Any, ...], str, str]:
     if error.validator == "required":
         return path, "missing-key", error.message.replace("is a required property", "is required here")
     where = "/".join(str(p) for p in path) or "document"
-    return path, "schema", f"{where}: {error.message}"
+    message = error.message
+    if len(message) > _MAX_MESSAGE:
+        # jsonschema quotes the whole offending value: a file that is not YAML at all (or a huge
+        # value) would be echoed whole. Quote a short, escaped excerpt instead.
+        message = message.replace(repr(error.instance), _short.repr(error.instance), 1)[:_MAX_MESSAGE] + "..."
+    return path, "schema", f"{where}: {message}"
 
 
 def check(doc: Document, kind: str) -> list[Problem]:
