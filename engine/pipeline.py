@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.check import semantic
 from engine.check.resolve import resolve
+from engine.compile import limits
 from engine.compile.kleene import ConditionTooLargeError
 from engine.compile.program import Program, compile_content
 from engine.errors import Problem
@@ -23,6 +24,7 @@ from engine.loader import folder as _folder
 from engine.model.content import Content, Where
 from engine.model.source import Document
 from engine.resources import BUNDLED_GUIDELINE
+from engine.run.durable import creation_error
 
 
 @dataclass
@@ -67,7 +69,26 @@ def _compile(a: Analysis) -> list[Problem]:
     except ConditionTooLargeError as exc:
         where = exc.where if isinstance(exc.where, Where) else a.content.where["guideline"]
         return [where.problem("too-large", f"{exc}; split the condition into derived facts", "when")]
-    return []
+    return _capacity(a.content, a.program)
+
+
+def _capacity(content: Content, program: Program) -> list[Problem]:
+    """durable_rules' limits (engine/compile/limits.py), so that a valid guideline also loads."""
+    found = limits.static_problem(content, program)
+    if found:
+        return [found[0].problem("too-large", found[1] + "; split or simplify the rules")]
+    code = creation_error(program.definition)
+    if code is None:
+        return []
+    # The limits are per node and only grow with more rules: bisect for the first failing rule.
+    good, bad = 1, len(program.definition)
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        good, bad = (good, middle) if creation_error(limits.prefix(program, middle)) else (middle, bad)
+    where, owner = limits.where_of(content, program.actions[list(program.definition)[bad - 1]])
+    reason = limits.CREATION_ERRORS.get(code, f"durable_rules error {code}")
+    return [where.problem("too-large", f"{owner}: durable_rules cannot take this ruleset ({reason}); "
+                          "split or simplify the rules")]
 
 
 def _digest(a: Analysis) -> list[Problem]:

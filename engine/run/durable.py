@@ -25,10 +25,11 @@ from typing import Any
 
 import durable_rules_engine as _core
 
+from engine.compile.limits import MAX_RULES
 from engine.errors import RuleEngineError
 
 STATE_ID = "0"
-MAX_RULES = 1000  # durable_rules hangs at 100% CPU when a ruleset nears ~1,300 rules
+__all__ = ["MAX_RULES", "Ruleset", "creation_error"]
 
 _names = itertools.count()
 
@@ -74,6 +75,20 @@ class _Matched:
 
 
 Matched = _Matched
+
+
+def creation_error(definition: dict[str, Any]) -> str | None:
+    """durable_rules' error code (as text) when it cannot build `definition`, else None.
+
+    Call only with a definition within engine/compile/limits.py's static limits: beyond them
+    durable_rules hangs instead of failing.
+    """
+    try:
+        handle = _core.create_ruleset(f"trial-{next(_names)}", _encode(definition))
+    except Exception as exc:  # the core raises a bare Exception with the code in its text
+        return str(exc).rsplit(" ", 1)[-1]
+    _core.delete_ruleset(handle)
+    return None
 
 
 class Ruleset:
