@@ -145,3 +145,10 @@ def test_an_imprecise_birth_date_gives_an_age_only_when_it_is_one_number(guideli
     assert got.facts.get("age") == age
     if age is None:
         assert any(f"birthDate {birth} gives age 59 or 60" in n for n in got.summary())
+
+
+def test_a_period_that_ends_before_it_starts_is_an_input_error(guideline: engine.Guideline) -> None:
+    backwards = obs("a", "751-8", 0.3, "10*9/L", when=None,
+                    effectivePeriod={"start": "2024-05-03T08:00:00Z", "end": "2024-05-02"})
+    assert ("Observation/a (751-8 anc): effectivePeriod starts (2024-05-03T08:00:00Z) after it ends (2024-05-02)"
+            in rejected(guideline, patient(), backwards))

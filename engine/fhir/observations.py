@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.errors import InputProblem
-from engine.fhir.dates import Interval, interval, show_time
+from engine.fhir.dates import Interval, show_time
 from engine.fhir.mapping import LOINC, CodeIndex
 from engine.fhir.resources import Resource
 from engine.fhir.timing import Timing, observation_timing, window
@@ -125,8 +125,7 @@ def collect(resources: list[Resource], index: CodeIndex, cutoff: datetime, inclu
             continue
         timing = observation_timing(obs)
         if not isinstance(timing, Timing):
-            problems.append(InputProblem(f"{res.label} ({what})", f"{timing} cannot be read as a time" if timing else
-                                         "no effective time nor issued: cannot tell how recent it is"))
+            problems.append(InputProblem(f"{res.label} ({what})", timing))
             continue
         when = timing.when
         if when[0] > cutoff:
@@ -176,6 +175,24 @@ def _value(reading: Reading, problems: list[InputProblem]) -> Any:
     return canonical_quantity(reading.name, spec, float(quantity.value), unit, problems)
 
 
+def _extreme(readings: list[Reading], how: str, hours: float, cutoff: datetime, problems: list[InputProblem],
+             notes: list[str]) -> tuple[Any, list[Reading]] | None:
+    """The highest (lowest) value of every reading that may lie within `hours` of the latest."""
+    held = window([Timing(r.when, r.span) for r in readings], hours, cutoff)
+    counted = [(i, readings[i], _value(readings[i], problems)) for i in held.may]
+    if any(v is None for _, _, v in counted):
+        return None
+    value = (max if how == "highest" else min)(v for _, _, v in counted)
+    chosen = [(i, r) for i, r, v in counted if v == value]
+    if not any(i in held.sure for i, _ in chosen):
+        # Counted, and said: the most alarming value that may be current is never dropped.
+        spec = readings[0].spec
+        where = "; ".join(f"{r.label} at {show_time(r.span)}" for _, r in chosen)
+        notes.append(f"{spec.name}: {show(value)} {spec.unit or ''} ({where}) may lie more than {hours:g} h before "
+                     f"the latest reading; counted as the {how} within the window".replace("  ", " "))
+    return value, [r for _, r in chosen]
+
+
 def select(readings: list[Reading], cutoff: datetime, problems: list[InputProblem],
            notes: list[str]) -> tuple[Any, list[Reading]] | None:
     """The value of one fact and the readings it came from, or None (problem recorded) when it is
@@ -189,20 +206,7 @@ def select(readings: list[Reading], cutoff: datetime, problems: list[InputProble
     """
     spec = readings[0].spec
     if spec.fhir_select in ("highest", "lowest") and spec.fhir_window_hours is not None:
-        held = window([Timing(r.when, r.span, "") for r in readings], spec.fhir_window_hours, cutoff)
-        values = [(i, readings[i], _value(readings[i], problems)) for i in held.may]
-        if any(v is None for _, _, v in values):
-            return None
-        pick = max if spec.fhir_select == "highest" else min
-        value = pick(v for _, _, v in values)
-        chosen = [(i, r) for i, r, v in values if v == value]
-        if not any(i in held.sure for i, _ in chosen):
-            # Counted, and said: the most alarming value that may be current is never dropped.
-            notes.append(f"{spec.name}: {show(value)} {spec.unit or ''} ({', '.join(r.label for _, r in chosen)} at "
-                         f"{', '.join(show_time(r.span) for _, r in chosen)}) may lie more than "
-                         f"{spec.fhir_window_hours:g} h before the latest reading; counted as the "
-                         f"{spec.fhir_select} within the window".replace("  ", " "))
-        return value, [r for _, r in chosen]
+        return _extreme(readings, spec.fhir_select, spec.fhir_window_hours, cutoff, problems, notes)
     # A reading is possibly the latest unless another certainly comes after it.
     latest = [r for r in readings if not any(o.when[0] > r.when[1] for o in readings)]
     values = [(r, _value(r, problems)) for r in latest]

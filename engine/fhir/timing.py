@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from engine.fhir.dates import Interval, hours_before, interval
+from engine.fhir.dates import Interval, hours_before, interval, show_time
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,10 @@ class Timing:
 
     when: Interval
     span: Interval
-    source: str   # the element it was read from, for messages
 
 
-def observation_timing(obs: Any) -> Timing | None | str:
-    """The Observation's timing; None without any time; the element's name when it is unreadable.
+def observation_timing(obs: Any) -> Timing | str:
+    """The Observation's timing, or what makes it unusable (a message naming the element).
 
     effectiveDateTime / effectiveInstant are the time. An effectivePeriod's value was complete
     at its end, so the end orders it (the start when the period is open); its span is the whole
@@ -48,24 +47,29 @@ def observation_timing(obs: Any) -> Timing | None | str:
     """
     period = obs.effectivePeriod
     issued = interval(obs.issued) if obs.issued is not None else None
-    if obs.effectiveDateTime is not None or obs.effectiveInstant is not None:
-        name = "effectiveDateTime" if obs.effectiveDateTime is not None else "effectiveInstant"
-        when = interval(obs.effectiveDateTime if obs.effectiveDateTime is not None else obs.effectiveInstant)
-        if when is None:
-            return name
-        return Timing(_bounded(when, issued), _bounded(when, issued), name)
+    if obs.issued is not None and issued is None:
+        return "issued cannot be read as a time"
+    for name in ("effectiveDateTime", "effectiveInstant"):
+        if getattr(obs, name) is not None:
+            when = interval(getattr(obs, name))
+            if when is None:
+                return f"{name} cannot be read as a time"
+            return Timing(_bounded(when, issued), _bounded(when, issued))
     if period is not None and (period.start is not None or period.end is not None):
         start = interval(period.start) if period.start is not None else None
         end = interval(period.end) if period.end is not None else None
-        if (period.start is not None and start is None) or (period.end is not None and end is None):
-            return "effectivePeriod"
+        for name, given, read in (("start", period.start, start), ("end", period.end, end)):
+            if given is not None and read is None:
+                return f"effectivePeriod.{name} cannot be read as a time"
+        if start is not None and end is not None and start[0] > end[1]:
+            return f"effectivePeriod starts ({show_time(start)}) after it ends ({show_time(end)})"
         edge = end or start
         assert edge is not None  # one of them is given
         span = ((start or edge)[0], edge[1])
-        return Timing(_bounded(edge, issued), _bounded(span, issued), "effectivePeriod")
-    if obs.issued is not None:
-        return Timing(issued, issued, "issued") if issued is not None else "issued"
-    return None
+        return Timing(_bounded(edge, issued), _bounded(span, issued))
+    if issued is not None:
+        return Timing(issued, issued)
+    return "no effective time nor issued: cannot tell how recent it is"
 
 
 def _bounded(when: Interval, issued: Interval | None) -> Interval:
