@@ -8,9 +8,12 @@ date, so the fever fell out of the window and `febrile` was false.
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_fhir import AS_OF, bundle, obs, patient
 
 import engine
@@ -152,3 +155,43 @@ def test_a_period_that_ends_before_it_starts_is_an_input_error(guideline: engine
                     effectivePeriod={"start": "2024-05-03T08:00:00Z", "end": "2024-05-02"})
     assert ("Observation/a (751-8 anc): effectivePeriod starts (2024-05-03T08:00:00Z) after it ends (2024-05-02)"
             in rejected(guideline, patient(), backwards))
+
+
+# --- the rule as a property: another, imprecise reading never lowers the highest ----------------
+
+_BASE = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def _written(minutes: int, precision: str) -> str:
+    """A time `minutes` after 2024-05-01T00:00Z written to a precision: instant, day, month or year."""
+    moment = _BASE + timedelta(minutes=minutes)
+    return {"instant": f"{moment:%Y-%m-%dT%H:%M:%SZ}", "day": f"{moment:%Y-%m-%d}", "month": f"{moment:%Y-%m}",
+            "year": f"{moment:%Y}"}[precision]
+
+
+def _span(minutes: int, precision: str) -> tuple[datetime, datetime]:
+    text = _written(minutes, precision)
+    value: Any = (datetime.fromisoformat(text) if precision == "instant" else
+                  date.fromisoformat(text) if precision == "day" else text)
+    span = interval(value)
+    assert span is not None
+    return span
+
+
+_READING = st.tuples(st.integers(0, 3 * 24 * 60 - 1), st.sampled_from(["instant", "day", "month", "year"]),
+                     st.sampled_from([36.5, 37.0, 38.0, 38.5, 39.5, 40.1]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_READING, min_size=1, max_size=5), _READING)
+def test_an_extra_reading_not_after_the_anchor_never_lowers_the_highest(guideline: engine.Guideline,
+                                                                        readings: list[Any], extra: Any) -> None:
+    temperatures = [obs(f"t{i}", "8310-5", v, "Cel", _written(m, p)) for i, (m, p, v) in enumerate(readings)]
+    before = read(guideline, *temperatures).facts["temperature"]
+    anchor = max(_span(m, p)[0] for m, p, _ in readings)
+    added = obs("x", "8310-5", extra[2], "Cel", _written(*extra[:2]))
+    if _span(*extra[:2])[0] <= anchor:  # it does not move the window: it may only add a value
+        assert read(guideline, *temperatures, added).facts["temperature"] >= before
+    # and a reading surely within 24 h of every possible latest time is never outweighed
+    latest = min(max(_span(m, p)[1] for m, p, _ in readings), datetime(2024, 5, 3, 23, 59, 59, 999999, tzinfo=UTC))
+    assert all(before >= v for m, p, v in readings if _span(m, p)[0] >= latest - timedelta(hours=24))
