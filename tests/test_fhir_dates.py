@@ -8,6 +8,7 @@ date, so the fever fell out of the window and `febrile` was false.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -195,3 +196,14 @@ def test_an_extra_reading_not_after_the_anchor_never_lowers_the_highest(guidelin
     # and a reading surely within 24 h of every possible latest time is never outweighed
     latest = min(max(_span(m, p)[1] for m, p, _ in readings), datetime(2024, 5, 3, 23, 59, 59, 999999, tzinfo=UTC))
     assert all(before >= v for m, p, v in readings if _span(m, p)[0] >= latest - timedelta(hours=24))
+
+
+def test_thousands_of_candidate_readings_are_read_in_linear_time_and_reported_briefly(
+        guideline: engine.Guideline) -> None:
+    """Every pair of readings was compared (5,000 same-day readings: 14 s); the message named all."""
+    same_day = [obs(f"a{i}", "751-8", 0.3 if i % 2 else 0.6, "10*9/L", "2024-05-02") for i in range(3000)]
+    started = time.perf_counter()
+    message = rejected(guideline, *same_day)
+    assert time.perf_counter() - started < 10  # ~2 s here, nearly all of it fhir.resources' validation
+    assert "anc: cannot tell which value is the most recent (Observation/a0 0.6 10*9/L at 2024-05-02;" in message
+    assert message.endswith("; and 2995 more); correct the record (e.g. mark one entered-in-error)")

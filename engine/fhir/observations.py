@@ -34,6 +34,7 @@ SKIPPED_STATUSES = frozenset({"entered-in-error", "cancelled", "registered", "un
 # Observation.value[x] other than Quantity / boolean: present means "a value we cannot read".
 OTHER_VALUES = ("valueCodeableConcept", "valueString", "valueInteger", "valueRange", "valueRatio",
                 "valueSampledData", "valueTime", "valueDateTime", "valuePeriod")
+LISTED = 5  # readings named in a contradiction; a record with thousands names the first few, then a count
 _PATIENT_REF = re.compile(r"(?:^|/)(Patient/[A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 
@@ -207,8 +208,11 @@ def select(readings: list[Reading], cutoff: datetime, problems: list[InputProble
     spec = readings[0].spec
     if spec.fhir_select in ("highest", "lowest") and spec.fhir_window_hours is not None:
         return _extreme(readings, spec.fhir_select, spec.fhir_window_hours, cutoff, problems, notes)
-    # A reading is possibly the latest unless another certainly comes after it.
-    latest = [r for r in readings if not any(o.when[0] > r.when[1] for o in readings)]
+    # A reading is possibly the latest unless another certainly comes after it, that is unless
+    # some reading begins after it ends; one pass (comparing every pair was quadratic: 5,000
+    # same-day readings took 14 s).
+    surely_by = max(o.when[0] for o in readings)
+    latest = [r for r in readings if r.when[1] >= surely_by]
     values = [(r, _value(r, problems)) for r in latest]
     if any(v is None for _, v in values):
         return None
@@ -216,7 +220,8 @@ def select(readings: list[Reading], cutoff: datetime, problems: list[InputProble
     if len(distinct) > 1:
         spec = latest[0].spec
         listed = "; ".join(f"{r.label} {show(v)} {spec.unit or ''} at {show_time(r.when)}".replace("  ", " ")
-                           for r, v in values)
+                           for r, v in values[:LISTED])
+        listed += f"; and {len(values) - LISTED} more" if len(values) > LISTED else ""
         problems.append(InputProblem(spec.name, f"cannot tell which value is the most recent ({listed}); "
                                      "correct the record (e.g. mark one entered-in-error)"))
         return None
