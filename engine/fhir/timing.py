@@ -93,8 +93,8 @@ def window(timings: list[Timing], hours: float, cutoff: datetime) -> Window:
 
     `cutoff` is the last instant counted (the as-of date): no time after it is considered.
     """
-    anchor = min(max(t.when[0] for t in timings), cutoff)          # the latest reading surely by then
-    latest = min(max(t.when[1] for t in timings), cutoff)          # ... and at the latest
+    anchor = min(max(t.when[0] for t in timings), cutoff)   # the earliest time the latest reading can have
+    latest = min(max(t.when[1] for t in timings), cutoff)   # ... and the latest time it can have
     start = hours_before(anchor, hours)
     may = tuple(i for i, t in enumerate(timings) if t.span[1] >= start)
     sure = frozenset(i for i in may if timings[i].when[0] >= hours_before(latest, hours))
