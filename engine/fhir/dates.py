@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -10,6 +11,8 @@ from engine.errors import InputFactsError, InputProblem
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")           # exactly YYYY-MM-DD: no week dates, no 20240503
 _PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?$")  # FHIR year or year-month, no day
+# FHIR allows a leap second (ss = 60), which datetime cannot hold: the library leaves it a string.
+_LEAP_SECOND = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}):60(?:\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 Interval = tuple[datetime, datetime]  # earliest and latest instant a FHIR time can mean (UTC)
 
@@ -59,20 +62,43 @@ def as_of_cutoff(as_of: date | datetime | str | None) -> tuple[date, datetime]:
 
 
 def interval(value: Any) -> Interval | None:
-    """Earliest and latest UTC instant of a FHIR instant / dateTime / date / year-month / year."""
+    """Earliest and latest UTC instant of a FHIR instant / dateTime / date / year-month / year.
+
+    None for what is not such a time, and for a time UTC cannot hold (year 1 or 9999 moved across
+    a zone): it is reported as unreadable, never clamped to another instant.
+    """
+    try:
+        return _interval(value)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _interval(value: Any) -> Interval | None:
     if isinstance(value, datetime):
         t = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
         return t, t
     if isinstance(value, date):
         start = datetime.combine(value, time(), UTC)
-        return start, start + timedelta(days=1, microseconds=-1)
+        return start, datetime.combine(value, time.max, UTC)
+    leap = _LEAP_SECOND.match(value) if isinstance(value, str) else None
+    if leap is not None:  # 23:59:60 lies between 23:59:59 and the next minute
+        before = datetime.fromisoformat(f"{leap[1]}:59{leap[2]}").astimezone(UTC)
+        return before, before + timedelta(seconds=1)
     match = _PARTIAL_DATE.match(value) if isinstance(value, str) else None
     if match is None:
         return None
     year, month = int(match[1]), int(match[2] or 0)
-    start = datetime(year, month or 1, 1, tzinfo=UTC)
-    after = datetime(year + (month in (0, 12)), (month % 12) + 1 if month else 1, 1, tzinfo=UTC)
-    return start, after - timedelta(microseconds=1)
+    first, last = (month or 1), (month or 12)
+    days = calendar.monthrange(year, last)[1]
+    return datetime(year, first, 1, tzinfo=UTC), datetime.combine(date(year, last, days), time.max, UTC)
+
+
+def hours_before(moment: datetime, hours: float) -> datetime:
+    """`moment` less `hours`, or the earliest datetime when that is before year 1."""
+    try:
+        return moment - timedelta(hours=hours)
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def show_time(when: Interval) -> str:

@@ -74,7 +74,7 @@ def read_fhir(source: Any, content: Content, *, extra: Mapping[str, Any] | None 
     for reading in got.readings:
         by_fact.setdefault(reading.spec.name, []).append(reading)
     for name, readings in by_fact.items():
-        chosen = select(readings, problems)
+        chosen = select(readings, cutoff, problems, notes)
         if chosen is not None:
             facts[name] = chosen[0]
             sources[name] = [f"{r.label} at {show_time(r.when)}" for r in chosen[1]]
