@@ -291,3 +291,17 @@ def test_guideline_serve_binds_on_bracketed_ipv6_loopback() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+# --- what the answer says it read -----------------------------------------------------------------
+
+def test_two_versions_of_one_observation_count_as_one_resource(core: CdsCore) -> None:
+    data = json.loads(json.dumps(EXAMPLE))
+    entries = data["prefetch"]["observations"]["entry"]
+    first = next(e for e in entries if e["resource"].get("status") == "final")
+    entries.append({**first, "resource": {**first["resource"], "status": "corrected"}})
+    status, answer = call(core, json.dumps(data).encode())
+    assert status == 200, answer
+    notes = answer["extension"]["neutropenia"]["notes"]
+    distinct = len({e["resource"]["id"] for e in entries}) + 1  # + the Patient
+    assert f"from {distinct} FHIR resource(s)" in notes[0], notes[0]
