@@ -13,7 +13,7 @@ from engine.errors import ConfigError
 DEFAULT_MAX_BODY = 1 << 20   # 1 MiB: an example request is ~15 kB; a long Observation history needs more
 # A slow or stalled client must not hold a connection: an EHR sends a request in milliseconds.
 DEFAULT_HEADER_TIMEOUT = 10.0  # seconds from the connection (or the first byte of a request) to its last header
-DEFAULT_BODY_TIMEOUT = 20.0    # seconds to receive the whole body (1 MiB at 50 kB/s)
+DEFAULT_BODY_TIMEOUT = 10.0    # seconds to receive the whole body (1 MiB at 100 kB/s)
 
 
 class CdsConfigError(ConfigError):
