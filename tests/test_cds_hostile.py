@@ -24,11 +24,13 @@ from hypothesis import strategies as st
 
 import engine
 from engine.cds.app import create_app
-from engine.cds.body import MAX_DEPTH, MAX_NUMBER_CHARS, parse_json
+from engine.cds.body import parse_json
 from engine.cds.config import CdsConfig, bind_address, is_loopback
 from engine.cds.hooks import CdsCore
+from engine.cds.prefetch import MAX_ENTRIES
 from engine.cds.requests import MAX_EXTENSION_FACTS, MAX_PROBLEMS, RequestError
 from engine.cds.server import uvicorn_config
+from engine.cds.strict_json import MAX_DEPTH, MAX_NUMBER_CHARS
 
 ROOT = Path(__file__).resolve().parent.parent
 PV = "/cds-services/neutropenia-patient-view"
@@ -71,6 +73,39 @@ def with_facts(raw: str) -> bytes:
 def test_a_hostile_body_is_a_400_naming_the_problem(core: CdsCore, body: bytes, expected: str) -> None:
     status, answer = call(core, body)
     assert status == 400 and expected in answer["error"], answer
+
+
+@pytest.mark.parametrize("where", ["hookInstance", "context.patientId", "extension.neutropenia.facts.tumor_type",
+                                   "prefetch.observations.entry[0].resource.id", "fhirServer"])
+def test_a_lone_surrogate_anywhere_is_a_400_naming_it(core: CdsCore, where: str) -> None:
+    data: Any = json.loads(json.dumps(EXAMPLE))
+    data["extension"] = {"neutropenia": {"facts": {"tumor_type": "solid"}}}
+    node, *steps = [data, *where.replace("[0]", ".0").split(".")]
+    for step in steps[:-1]:
+        node = node[int(step)] if step.isdigit() else node[step]
+    node[steps[-1]] = "\ud800"  # a JSON \\ud800 escape: valid JSON, not Unicode text
+    status, answer = call(core, json.dumps(data).encode())
+    assert status == 400 and answer["error"] == f"malformed JSON at {where}: text that is not valid Unicode (a lone " \
+        "surrogate escape such as \\ud800)"
+
+
+def test_a_lone_surrogate_in_a_key_is_a_400(core: CdsCore) -> None:
+    status, answer = call(core, with_facts('{"\\ud800": 1}'))
+    assert status == 400 and "at extension.neutropenia.facts: a key that is not valid Unicode" in answer["error"]
+
+
+def test_a_key_given_twice_is_named(core: CdsCore) -> None:
+    status, answer = call(core, with_facts('{"anc": 0.3, "anc": 2.0}'))
+    assert status == 400 and answer["error"] == "malformed JSON: a key given twice in the same object: anc"
+
+
+def test_more_entries_than_any_real_prefetch_are_refused_before_reading(core: CdsCore) -> None:
+    data: Any = json.loads(json.dumps(EXAMPLE))
+    data["prefetch"]["observations"]["entry"] += [{}] * MAX_ENTRIES
+    started = time.process_time()
+    status, answer = call(core, json.dumps(data).encode())
+    assert time.process_time() - started < 0.5
+    assert status == 400 and f"entries; at most {MAX_ENTRIES} per hook call" in answer["error"]
 
 
 def test_numbers_up_to_the_limit_are_read_as_before() -> None:
