@@ -110,3 +110,13 @@ def test_a_short_torn_tail_is_still_audit_torn(log: Path) -> None:
     with open(log, "ab") as f:
         f.write(b'{"codes":[')
     assert engine.verify_audit_log(log).code == "audit-torn"
+
+
+def test_verify_refuses_a_fifo_without_waiting_and_a_device(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/zero")):  # a FIFO blocked open(); /dev/zero read as an empty, valid log
+        with pytest.raises(BadInputError, match="not a regular file"):
+            engine.verify_audit_log(path)
+        assert run_cli(["audit", "verify", str(path)])[0] == 2
+

@@ -29,7 +29,7 @@ from engine.cds.config import CdsConfig, bind_address, is_loopback
 from engine.cds.hooks import CdsCore
 from engine.cds.prefetch import MAX_ENTRIES
 from engine.cds.requests import MAX_EXTENSION_FACTS, MAX_PROBLEMS, RequestError
-from engine.cds.server import uvicorn_config
+from engine.cds.server import LINGER, uvicorn_config
 from engine.cds.strict_json import MAX_DEPTH, MAX_NUMBER_CHARS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -340,3 +340,25 @@ def test_two_versions_of_one_observation_count_as_one_resource(core: CdsCore) ->
     notes = answer["extension"]["neutropenia"]["notes"]
     distinct = len({e["resource"]["id"] for e in entries}) + 1  # + the Patient
     assert f"from {distinct} FHIR resource(s)" in notes[0], notes[0]
+
+
+def test_after_a_413_the_rest_of_the_body_is_discarded_for_a_while_then_cut_off(quick: int) -> None:
+    head = (f"POST {PV} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {50 << 20}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", quick)) as sock:
+        sock.sendall(head)
+        started, answer = time.monotonic(), b""
+        sock.settimeout(0.1)
+        while time.monotonic() - started < 15:
+            try:
+                sock.sendall(b" " * 100)  # a client that sends on regardless, slowly
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+        took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 413") and took < LINGER + 1.5, took

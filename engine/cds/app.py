@@ -89,8 +89,8 @@ class _Endpoints:
             service = self.core.service(service_id)
             body = await read_body(request, self.config.max_body_bytes, self.config.body_timeout)
             return JSONResponse(await run_in_threadpool(handler, service, body, client))
-        except RequestError as exc:  # a body not read to its end leaves the connection unusable: close it
-            return _error(exc.http_status, exc.body(), {"Connection": "close"} if exc.http_status in (408, 413) else None)
+        except RequestError as exc:  # a client too slow to send its body is not kept (engine/cds/server.py: 413)
+            return _error(exc.http_status, exc.body(), {"Connection": "close"} if exc.http_status == 408 else None)
         except AuditLogError as exc:
             _log.error("%s", exc)
             return _error(500, {"error": "the evaluation could not be recorded in the audit log, so no result "

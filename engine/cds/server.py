@@ -4,7 +4,9 @@ uvicorn times out an idle keep-alive connection, but not a client that connects 
 its headers a byte at a time (or nothing at all): each such connection is held for as long as
 the client likes. The protocol below closes a connection whose request headers are not complete
 within `header_timeout` seconds of its first byte (or of the connection); the body has its own
-deadline in the app (engine/cds/body.py).
+deadline in the app (engine/cds/body.py). After an answer given before the body was read (413),
+uvicorn discards the rest of the body, however long it takes: the client gets LINGER seconds to
+finish sending it (so that it can read the answer), then the connection is closed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from engine.cds.config import CdsConfig, bind_address
 
 MAX_HEADER_BYTES = 16 * 1024  # h11's incomplete-event limit: a request line and headers larger than this get 400
 KEEP_ALIVE_TIMEOUT = 5        # seconds an idle connection is kept between requests (uvicorn's default)
+LINGER = 2.0                  # seconds to finish sending a body already answered (413), then closed
 
 
 class _DeadlineH11(H11Protocol):
@@ -32,18 +35,28 @@ class _DeadlineH11(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        if self._waiting() and not self.transport.is_closing():
             self._arm()  # a request has begun (or the next one on a kept-alive connection): headers due
         else:
-            self._disarm()  # the headers are in
+            self._disarm()  # the headers are in, and the app reads the body within its own deadline
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._waiting() and self.conn.their_state is h11.SEND_BODY:
+            self._arm(LINGER)  # answered before the body was read: the rest is discarded, for a while
+
+    def _waiting(self) -> bool:
+        """Headers not complete yet, or the rest of an answered request's body not yet sent."""
+        return self.conn.their_state is h11.IDLE or (self.conn.their_state is h11.SEND_BODY
+                                                     and self.conn.our_state is h11.DONE)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
 
-    def _arm(self) -> None:
+    def _arm(self, seconds: float | None = None) -> None:
         if self._header_timer is None:
-            self._header_timer = self.loop.call_later(self.header_timeout, self._expired)
+            self._header_timer = self.loop.call_later(seconds or self.header_timeout, self._expired)
 
     def _disarm(self) -> None:
         if self._header_timer is not None:
@@ -52,9 +65,9 @@ class _DeadlineH11(H11Protocol):
 
     def _expired(self) -> None:
         self._header_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            self.logger.warning("closed a connection whose request headers did not arrive within %g s",
-                                self.header_timeout)
+        if self._waiting() and not self.transport.is_closing():
+            self.logger.warning("closed a connection whose request %s", "headers did not arrive in time"
+                                if self.conn.their_state is h11.IDLE else "body was still coming after its answer")
             self.transport.close()
 
 

@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -295,11 +296,13 @@ def verify(path: str | os.PathLike[str], expect_head: str | None = None) -> Veri
     (naming the file) when it cannot be read. Lines appended while verifying are not read.
     """
     wanted = expected_head(expect_head) if expect_head is not None else None
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - the try covers the open only; `with f` closes it
+    try:  # O_NONBLOCK: opening a FIFO would wait for a writer
+        f = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb")
     except OSError as exc:
         raise BadInputError(f"{os.fspath(path)}: cannot read: {exc.strerror or exc}") from exc
     with f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # a device reads as an empty, "valid" log
+            raise BadInputError(f"{os.fspath(path)}: not a regular file")
         fcntl.flock(f.fileno(), fcntl.LOCK_SH)  # a consistent end: no write is half done
         size = os.fstat(f.fileno()).st_size
         fcntl.flock(f.fileno(), fcntl.LOCK_UN)
