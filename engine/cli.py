@@ -186,12 +186,16 @@ def cmd_release(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextI
 
 
 def cmd_audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
-    outcome = _audit.verify(args.log)
+    outcome = _audit.verify(args.log, expect_head=args.expect_head)
+    # valid, but never silent: each repair removed bytes from the log
+    out.writelines(f"{args.log}:{repair.line}:1: {repair.message()}\n" for repair in outcome.repairs)
     if not outcome.valid:
         out.write(f"{args.log}:{outcome.line}:1: {outcome.code}: {outcome.reason}\n")
         err.write(f"audit log broken at line {outcome.line}; the {outcome.count} line(s) before it verify\n")
         return FAILED
     out.write(f"{args.log}: valid — {outcome.count} line(s), chain head {outcome.head}\n")
+    if args.expect_head is not None:
+        out.write(f"{args.log}: the expected chain head is line {outcome.head_line}\n")
     return OK
 
 
@@ -287,6 +291,8 @@ def _parser() -> argparse.ArgumentParser:
                              "the hash chain of an audit log")
     p = _command(audit, "verify", cmd_audit_verify, "check every line and the hash chain of an audit log")
     p.add_argument("log", metavar="LOG", help="the audit log file")
+    p.add_argument("--expect-head", metavar="SHA", help="a chain head kept elsewhere (printed by an earlier "
+                   "verify): broken unless a line has that hash, so lines cut off the end are found")
     p = _command(sub, "diff", cmd_diff, "what changed between two guideline versions, and is the version bump "
                  "right", folder="flag")
     p.add_argument("old", nargs="?", metavar="OLD", help="old guideline folder (with --rev: the folder, like "

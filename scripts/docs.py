@@ -191,6 +191,18 @@ def audit_verify(region: Region) -> str:
     return fenced("text", f"{shown}{good}{again.rstrip()}      # after someone removed a code from line 1\n{bad}")
 
 
+def audit_head(region: Region) -> str:
+    """verify against the head kept after line 2, then after that whole last line was cut off."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = _audit_log(Path(tmp))
+        head = engine.verify_audit_log(log).head
+        argv = ["audit", "verify", "evaluations.log", "--expect-head", head]
+        shown, good = _transcript(argv, Path(tmp), 0)
+        log.write_text(log.read_text(encoding="utf-8").split("\n", 1)[0] + "\n", encoding="utf-8")
+        again, bad = _transcript(argv, Path(tmp), 1)
+    return fenced("text", f"{shown}{good}{again.rstrip()}      # after line 2 was cut off\n{bad}")
+
+
 def fhir_mapping(region: Region) -> str:
     from engine.fhir.mapping import mapping_table
     return mapping_table(engine.load().content).rstrip("\n") + "\n"
@@ -236,6 +248,7 @@ PRODUCERS: dict[str, Callable[[Region], str]] = {
     "release-mismatch": release_mismatch,
     "audit-line": audit_line,
     "audit-verify": audit_verify,
+    "audit-head": audit_head,
     "fhir-mapping": fhir_mapping,
     "facts-and-codes": facts_and_codes,
 }

@@ -416,6 +416,12 @@ FAILURES: dict[str, tuple[dict[str, Any], str]] = {
     "non-JSON": ({"body": b"<html>Service unavailable</html>"}, "fhirServer's answer is not JSON"),
     "not UTF-8": ({"body": b"\xff\xfe{", "content_type": "application/fhir+json"}, "answer is not JSON"),
     "duplicate key": ({"body": b'{"resourceType": "Patient", "resourceType": "Bundle"}'}, "a key given twice"),
+    "nested 100,000 deep": ({"body": b"[" * 100_000 + b"]" * 100_000, "content_type": "application/fhir+json"},
+                            "nested more than 64 deep"),
+    "a 5,000-digit number": ({"body": b'{"resourceType": "Patient", "id": ' + b"9" * 5000 + b"}",
+                              "content_type": "application/fhir+json"}, "at id: a number of 5000 characters"),
+    "a lone surrogate": ({"body": b'{"resourceType": "Patient", "id": "\\ud800"}',
+                          "content_type": "application/fhir+json"}, "at id: text that is not valid Unicode"),
     "search answers a Patient": ({"json": {"resourceType": "Patient", "id": "x"}, "on": "Observation"},
                                  "answered 'Patient', not a Bundle"),
     "read answers a Bundle": ({"json": {"resourceType": "Bundle", "type": "searchset"}, "on": "Patient"},
@@ -501,6 +507,11 @@ UNUSABLE: dict[str, tuple[dict[str, Any], str]] = {
     "ftp": ({"server": "ftp://127.0.0.1/fhir"}, "is not an absolute https URL"),
     "credentials in the URL": ({"server": "http://user:pw@127.0.0.1:1/fhir"}, "without credentials"),
     "a query": ({"server": "http://127.0.0.1:1/fhir?x=1"}, "without credentials, query or fragment"),
+    "not ASCII": ({"server": "http://127.0.0.1:1/fh€r"}, "is not a URL: visible ASCII only"),
+    "a space": ({"server": "http://exa mple/fhir"}, "is not a URL: visible ASCII only"),
+    "an IPv6 host without its bracket": ({"server": "http://[::1/fhir"}, "is not a valid URL (its host)"),
+    "a host label over 63 characters": ({"server": "http://" + "a" * 64 + ".example/fhir"},
+                                        "is not a valid URL (its host)"),
 }
 
 

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from engine.cds.auth import AuthError, Claims, TokenVerifier, audiences
+from engine.cds.body import read_body
 from engine.cds.config import CdsConfig, check_config
 from engine.cds.discovery import Service
 from engine.cds.hooks import CdsCore
@@ -45,20 +46,6 @@ def _unauthorized(exc: AuthError) -> JSONResponse:
         description = re.sub(r'[^\x20-\x7e]|["\\]', "?", str(exc))
         challenge += f', error="invalid_token", error_description="{description}"'
     return _error(exc.http_status, {"error": str(exc)}, {"WWW-Authenticate": challenge})
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused (413) as soon as it is known to exceed `limit`: declared or streamed."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise RequestError(413, f"the request body is {declared} bytes; the limit is {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(413, f"the request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class _Endpoints:
@@ -100,10 +87,10 @@ class _Endpoints:
             return _unauthorized(exc)
         try:
             service = self.core.service(service_id)
-            body = await read_body(request, self.config.max_body_bytes)
+            body = await read_body(request, self.config.max_body_bytes, self.config.body_timeout)
             return JSONResponse(await run_in_threadpool(handler, service, body, client))
-        except RequestError as exc:
-            return _error(exc.http_status, exc.body())
+        except RequestError as exc:  # a client too slow to send its body is not kept (engine/cds/server.py: 413)
+            return _error(exc.http_status, exc.body(), {"Connection": "close"} if exc.http_status == 408 else None)
         except AuditLogError as exc:
             _log.error("%s", exc)
             return _error(500, {"error": "the evaluation could not be recorded in the audit log, so no result "
@@ -136,7 +123,9 @@ def create_app(config: CdsConfig) -> Starlette:
                   guideline.content.metadata.status, guideline.digest, ", ".join(core.services))
         for line in describe(issuers or {}):
             _log.info("%s", line)
-        _log.info("audit log: %s; request body limit %d bytes", config.audit_log or "none", config.max_body_bytes)
+        _log.info("audit log: %s; request body limit %d bytes; a request's headers within %g s, its body within "
+                  "%g s", config.audit_log or "none", config.max_body_bytes, config.header_timeout,
+                  config.body_timeout)
         _log.info("absent prefetch is fetched from the request's fhirServer (%s only): at most %g s, %d bytes and "
                   "%d pages per hook call", "http or https" if config.allow_http_fhir else "https",
                   config.fhir_timeout, config.max_body_bytes, config.fhir_max_pages)
@@ -159,10 +148,12 @@ def serve(config: CdsConfig) -> None:
     """Run the service with uvicorn until interrupted."""
     import uvicorn
 
+    from engine.cds.server import uvicorn_config
+
     app = create_app(config)
     if not _log.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
         _log.addHandler(handler)
         _log.setLevel(logging.INFO)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="info", server_header=False)
+    uvicorn.Server(uvicorn_config(app, config)).run()

@@ -11,6 +11,9 @@ from engine.cds.fhir_fetch import DEFAULT_MAX_PAGES, DEFAULT_TIMEOUT, FetchOptio
 from engine.errors import ConfigError
 
 DEFAULT_MAX_BODY = 1 << 20   # 1 MiB: an example request is ~15 kB; a long Observation history needs more
+# A slow or stalled client must not hold a connection: an EHR sends a request in milliseconds.
+DEFAULT_HEADER_TIMEOUT = 10.0  # seconds from the connection (or the first byte of a request) to its last header
+DEFAULT_BODY_TIMEOUT = 10.0    # seconds to receive the whole body (1 MiB at 100 kB/s)
 
 
 class CdsConfigError(ConfigError):
@@ -30,16 +33,23 @@ class CdsConfig:
     allow_http_fhir: bool = False        # fetch from an http:// fhirServer (local tests only); https otherwise
     fhir_timeout: float = DEFAULT_TIMEOUT  # seconds for all the FHIR requests of one hook call
     fhir_max_pages: int = DEFAULT_MAX_PAGES
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
 
     def fetch_options(self) -> FetchOptions:
         return FetchOptions(self.fhir_timeout, self.max_body_bytes, self.fhir_max_pages, self.allow_http_fhir)
+
+
+def bind_address(host: str) -> str:
+    """The address to bind: an IPv6 literal may be written as in a URL, `[::1]`; the socket wants `::1`."""
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(bind_address(host)).is_loopback
     except ValueError:
         return False
 
@@ -50,6 +60,8 @@ def check_config(config: CdsConfig) -> None:
         raise CdsConfigError("--max-body-bytes must be a positive number of bytes")
     if not 0 < config.fhir_timeout <= 60:
         raise CdsConfigError("the FHIR fetch timeout must be more than 0 and at most 60 seconds")
+    if not (0 < config.header_timeout <= 300 and 0 < config.body_timeout <= 300):
+        raise CdsConfigError("the header and body timeouts must be more than 0 and at most 300 seconds")
     if config.fhir_max_pages < 1:
         raise CdsConfigError("the FHIR search page limit must be at least 1")
     if config.public_url is not None:

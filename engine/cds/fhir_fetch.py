@@ -15,7 +15,6 @@ service turns it into 412 Precondition Failed.
 from __future__ import annotations
 
 import http.client
-import json
 import re
 import ssl
 import time
@@ -25,14 +24,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit
 
+from engine.cds.strict_json import JsonProblem, load_json
 from engine.cds.transport import Watchdog, opener
-from engine.errors import BadInputError, InputFactsError
-from engine.run.json_input import no_duplicate_keys
+from engine.errors import BadInputError
 
 FHIR_JSON = "application/fhir+json"
 DEFAULT_TIMEOUT = 5.0   # seconds, for all the requests of one hook call
 DEFAULT_MAX_PAGES = 20  # pages of one search
 _TOKEN = re.compile(r"[\x21-\x7e]{1,8192}")  # visible ASCII: nothing that could break the header
+_URL = re.compile(r"[\x21-\x7e]{1,2048}")
 _CHUNK = 1 << 16
 
 
@@ -74,7 +74,14 @@ def fhir_server(server: Any, authorization: Any, allow_http: bool) -> FhirServer
     """fhirServer and fhirAuthorization checked for use (FetchError naming why they cannot be used)."""
     if not isinstance(server, str) or not server:
         raise FetchError("fhirServer is not a URL")
-    parts = urlsplit(server)
+    if not _URL.fullmatch(server):  # urllib would fail on it later, with UnicodeError or ValueError
+        raise FetchError(f"fhirServer {server[:200]!r} is not a URL: visible ASCII only (percent-encode the rest), "
+                         "at most 2048 characters")
+    try:
+        parts = urlsplit(server)
+        (parts.hostname or "").encode("idna")  # a label over 63 characters, an empty label
+    except (ValueError, UnicodeError):  # ValueError: a bracketed IPv6 host that does not parse
+        raise FetchError(f"fhirServer {server[:200]!r} is not a valid URL (its host)") from None
     if parts.scheme == "http" and not allow_http:
         raise FetchError(f"fhirServer {server[:200]} is not https: the access token and the patient's data would "
                          "travel unencrypted (the service allows http only when started with --allow-http-fhir, "
@@ -199,11 +206,9 @@ class FhirSession:
                 raise self._timeout(what) from None
             raise FetchError(f"{what}: the connection to fhirServer failed ({type(exc).__name__})") from None
         try:
-            return json.loads(body, object_pairs_hook=no_duplicate_keys)
-        except InputFactsError:
-            raise FetchError(f"{what}: fhirServer's answer has a key given twice") from None
-        except ValueError:  # JSONDecodeError, or not UTF-8
-            raise FetchError(f"{what}: fhirServer's answer is not JSON") from None
+            return load_json(body)
+        except JsonProblem as exc:
+            raise FetchError(f"{what}: fhirServer's answer is not JSON this service reads ({exc})") from None
 
     def _read(self, response: http.client.HTTPResponse, what: str) -> bytes:
         """The body, within the byte budget and the deadline (checked between reads)."""

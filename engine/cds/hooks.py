@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from engine.cds import cards as _cards
+from engine.cds.body import parse_json
 from engine.cds.discovery import Service, services
 from engine.cds.feedback import parse_feedback
 from engine.cds.fhir_fetch import FetchOptions
 from engine.cds.prefetch import fetch_missing, fhir_source, located
-from engine.cds.requests import RequestError, parse_hook_call, parse_json
+from engine.cds.requests import RequestError, parse_hook_call
 from engine.errors import InputFactsError
 from engine.fhir.reader import read_fhir
 from engine.guideline import Guideline

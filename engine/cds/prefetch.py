@@ -24,6 +24,9 @@ from engine.cds.fhir_fetch import FetchError, FetchOptions, FhirSession, fhir_se
 from engine.cds.requests import HookCall, RequestError
 
 _log = logging.getLogger("engine.cds")
+# The reader validates every entry (~20-60 µs each): 1 MiB of `{},` would be 350,000 of them and
+# seconds of CPU. A real Observation is over 250 bytes, so a 1 MiB body holds about 4,000 at most.
+MAX_ENTRIES = 10_000
 
 
 def fetch_missing(call: HookCall, service: Service, options: FetchOptions) -> HookCall:
@@ -83,6 +86,9 @@ def fhir_source(call: HookCall) -> tuple[dict[str, Any], int]:
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
         raise RequestError(400, "prefetch.observations: entry must be an array")
+    if len(entries) > MAX_ENTRIES:  # fetched from fhirServer (412) or sent (400): refused before reading any
+        raise RequestError(412 if call.notes else 400, f"prefetch.observations: {len(entries)} entries; at most "
+                           f"{MAX_ENTRIES} per hook call")
     patient = call.patient or {"resourceType": "Patient", "id": call.patient_id}
     bundle["entry"] = [*entries, {"resource": patient}]
     return bundle, len(entries)

@@ -7,7 +7,6 @@ not carry, the request extension named after the guideline id:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,12 +14,14 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from engine.cds.discovery import PREFETCH_OBSERVATIONS, PREFETCH_PATIENT, Service
-from engine.errors import BadInputError, InputFactsError
+from engine.errors import BadInputError
 from engine.fhir.dates import date_or_zoned
-from engine.run.json_input import no_duplicate_keys
 
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _EXTENSION_KEYS = frozenset({"facts", "asOf"})
+MAX_EXTENSION_FACTS = 256   # a guideline's facts dictionary has tens; each unknown name costs a did-you-mean
+MAX_PROBLEMS = 50           # an error body lists the first problems, then how many more there were
+_MAX_PROBLEM_CHARS = 500
 
 
 class RequestError(BadInputError):
@@ -35,19 +36,12 @@ class RequestError(BadInputError):
         self.problems = problems or []
 
     def body(self) -> dict[str, Any]:
-        return {"error": str(self), **({"problems": self.problems} if self.problems else {})}
-
-
-def parse_json(body: bytes) -> Any:
-    """The body as JSON (a key given twice is refused); 400 otherwise."""
-    try:
-        return json.loads(body, object_pairs_hook=no_duplicate_keys)
-    except InputFactsError as exc:
-        raise RequestError(400, "malformed JSON", [str(p) for p in exc.problems]) from None
-    except json.JSONDecodeError as exc:
-        raise RequestError(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except ValueError:  # not UTF-8/16/32
-        raise RequestError(400, "malformed JSON: the body is not UTF-8 text") from None
+        """The JSON error body: at most MAX_PROBLEMS problems, each cut to a readable length."""
+        shown = [p if len(p) <= _MAX_PROBLEM_CHARS else p[:_MAX_PROBLEM_CHARS - 1] + "…"
+                 for p in self.problems[:MAX_PROBLEMS]]
+        if len(self.problems) > MAX_PROBLEMS:
+            shown.append(f"… and {len(self.problems) - MAX_PROBLEMS} more problem(s)")
+        return {"error": str(self), **({"problems": shown} if shown else {})}
 
 
 @dataclass(frozen=True)
@@ -93,6 +87,8 @@ def _extension(data: Mapping[str, Any], name: str) -> tuple[dict[str, Any] | Non
         raise RequestError(400, f"extension.{name}: unknown key(s) {', '.join(unknown)}; "
                            f"allowed: {', '.join(sorted(_EXTENSION_KEYS))}")
     facts = _object(ours, "facts", f"extension.{name}.", required=False)
+    if facts is not None and len(facts) > MAX_EXTENSION_FACTS:  # refused before any name is looked up
+        raise RequestError(400, f"extension.{name}.facts: {len(facts)} facts given; at most {MAX_EXTENSION_FACTS}")
     as_of = _as_of(ours["asOf"], f"extension.{name}.asOf") if "asOf" in ours else datetime.now(UTC)
     return facts, as_of
 

@@ -106,7 +106,9 @@ def read_fhir(source: Any, content: Content, *, extra: Mapping[str, Any] | None 
     return FhirFacts(
         facts={n: facts[n] for n in order if n in facts},
         sources={n: tuple(sources[n]) for n in order if n in sources},
-        notes=tuple(notes), as_of=day, resources=len(resources), unmapped=got.unmapped,
+        # One per resource id (a label is Type/id, or names the entry of one without an id): a final and
+        # a corrected version of the same Observation are one resource, not two.
+        notes=tuple(notes), as_of=day, resources=len({r.label for r in resources}), unmapped=got.unmapped,
         other=sum(r.type not in ("Patient", "Observation") for r in resources))
 
 

@@ -15,13 +15,16 @@ flock, then fsync; the previous hash is read under the same lock, so concurrent 
 (threads or processes) never interleave lines or fork the chain.
 
 A torn tail (bytes after the last newline: a write cut short by a crash or power loss) is
-repaired by the next writer: it truncates the fragment under the lock and appends a `repair`
-line recording how many bytes it removed and their sha256. Truncating is safe because an
-evaluation returns its result only after its line is completely written and fsynced: a torn
-line belongs to an evaluation that never returned a result. Refusing instead would stop every
-later evaluation until someone edited the log by hand, which is worse for both care and audit.
+repaired by the next writer under the lock. A tail that is a whole, valid record chained to the
+line before it lost only its newline: the newline is added back and nothing is removed. Any
+other fragment is truncated and a `repair` line records how many bytes were removed and their
+sha256; `verify` names every repair line, because a fragment may also be a completed line cut
+short by someone. Truncating a crash fragment is safe because an evaluation returns its result
+only after its line is completely written and fsynced. Refusing instead would stop every later
+evaluation until someone edited the log by hand, which is worse for both care and audit.
 Anything else wrong with the last line (not JSON, wrong hash) is not a crash artefact: the
-writer refuses to chain onto it.
+writer refuses to chain onto it. Whole lines cut off the end leave a valid chain: `verify`
+checks the log against a chain head kept elsewhere (`expect_head`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -83,14 +88,33 @@ def _sealed(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Repair:
+    """A `repair` line: the writer removed `removed_bytes` bytes (sha256 `removed`) of a torn last line."""
+
+    line: int
+    removed_bytes: int
+    removed: str
+
+    def message(self) -> str:
+        return (f"audit-repair: a writer removed a torn last line of {self.removed_bytes} byte(s) ({self.removed}) "
+                "here: an interrupted write, or a completed line cut short; the lines before it verify")
+
+
+@dataclass(frozen=True)
 class Verification:
-    """The outcome of `verify`: valid with `count` lines, or broken at `line` (1-based) because `reason`."""
+    """The outcome of `verify`: valid with `count` lines, or broken at `line` (1-based) because `reason`.
+
+    `repairs` names every `repair` line read (a valid log may have some); `head_line` is the line
+    whose hash is the expected head, when one was given and found.
+    """
 
     count: int
     head: str
     line: int | None = None
     code: str = ""
     reason: str = ""
+    repairs: tuple[Repair, ...] = ()
+    head_line: int | None = None
 
     @property
     def valid(self) -> bool:
@@ -166,13 +190,25 @@ class AuditLog:
             raise AuditLogError(f"audit log {self.path}: {exc}; not an audit log?") from exc
         if end < size:
             torn = os.pread(fd, size - end, end)
+            prev, seq = self._head_before(last)
+            record, _, _ = _parse(torn)
+            if record is not None and record["prev"] == prev and record["seq"] == seq + 1:
+                # A whole record that lost only its newline (cut by a byte, or a crash just before
+                # the newline reached the disk): complete it; removing it would lose a record.
+                os.write(fd, b"\n")
+                os.fsync(fd)
+                _log.warning("audit log %s: line %d had no newline; completed it", self.path, record["seq"])
+                return record["hash"], record["seq"]
             os.ftruncate(fd, end)
-            prev, seq = self._head(fd)
             repair = self._write(fd, {"event": "repair", "truncated_bytes": len(torn), "torn": sha256(torn)},
                                  prev, seq + 1)
             _log.warning("audit log %s: removed a torn last line (%d bytes, %s) left by an interrupted "
                          "write; recorded as line %d", self.path, len(torn), repair["torn"], repair["seq"])
             return repair["hash"], repair["seq"]
+        return self._head_before(last)
+
+    def _head_before(self, last: bytes | None) -> tuple[str, int]:
+        """(hash, seq) of the last complete line; AuditLogError if it is not a valid record."""
         if last is None:
             return GENESIS, 0
         record, code, reason = _parse(last)
@@ -241,39 +277,68 @@ def _parse(raw: bytes) -> tuple[dict[str, Any] | None, str, str]:
     return record, "", ""
 
 
-def verify(path: str | os.PathLike[str]) -> Verification:
+_HEAD = re.compile(r"(sha256:)?([0-9a-f]{64})")
+
+
+def expected_head(text: str) -> str:
+    """A chain head as `verify` prints it (`sha256:` + 64 hex digits; the prefix may be left out)."""
+    match = _HEAD.fullmatch(text.strip().lower())
+    if match is None:
+        raise BadInputError(f"--expect-head {text[:80]!r} is not a chain head (sha256: followed by 64 hex digits)")
+    return "sha256:" + match[2]
+
+
+def verify(path: str | os.PathLike[str], expect_head: str | None = None) -> Verification:
     """Check every line (JSON, fields, own hash, chain link, sequence); the first broken one.
 
-    Raises BadInputError (naming the file) when it cannot be read. Lines appended while verifying
-    are not read.
+    With `expect_head` (a chain head kept elsewhere), the log is valid only if one of its lines has
+    that hash: lines cut off the end leave a valid chain, but not that line. Raises BadInputError
+    (naming the file) when it cannot be read. Lines appended while verifying are not read.
     """
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - the try covers the open only; `with f` closes it
+    wanted = expected_head(expect_head) if expect_head is not None else None
+    try:  # O_NONBLOCK: opening a FIFO would wait for a writer
+        f = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb")
     except OSError as exc:
         raise BadInputError(f"{os.fspath(path)}: cannot read: {exc.strerror or exc}") from exc
     with f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # a device reads as an empty, "valid" log
+            raise BadInputError(f"{os.fspath(path)}: not a regular file")
         fcntl.flock(f.fileno(), fcntl.LOCK_SH)  # a consistent end: no write is half done
         size = os.fstat(f.fileno()).st_size
         fcntl.flock(f.fileno(), fcntl.LOCK_UN)
         prev, number, offset = GENESIS, 0, 0
+        repairs: list[Repair] = []
+        head_line = 0 if wanted == GENESIS else None
         while offset < size:
             raw = f.readline(min(size - offset, _MAX_LINE + 1))
             number += 1
             offset += len(raw)
             if not raw.endswith(b"\n"):
-                why = "no newline: a torn write (the next append repairs it)" if offset >= size \
-                    else "longer than any record"
-                return Verification(number - 1, prev, number, "audit-torn", f"incomplete line, {why}")
+                broken = (number - 1, prev, number)
+                if len(raw) > _MAX_LINE:
+                    return Verification(*broken, "audit-too-long", f"a line of more than {_MAX_LINE} bytes "
+                                        "(1 MiB) is longer than any record: not written by this log's writer",
+                                        tuple(repairs))
+                return Verification(*broken, "audit-torn", "incomplete line, no newline: a torn write (the next "
+                                    "append repairs it)", tuple(repairs))
             record, code, reason = _parse(raw[:-1])
             if record is None:
-                return Verification(number - 1, prev, number, code, reason)
+                return Verification(number - 1, prev, number, code, reason, tuple(repairs))
             if record["prev"] != prev:
                 return Verification(number - 1, prev, number, "audit-chain",
                                     "does not chain to the line before it (a line was deleted, inserted "
                                     "or moved here)" if number > 1 else "the first line does not start "
-                                    "the chain (lines were deleted before it)")
+                                    "the chain (lines were deleted before it)", tuple(repairs))
             if record["seq"] != number:
                 return Verification(number - 1, prev, number, "audit-seq",
-                                    f"sequence number {record['seq']}, expected {number}")
+                                    f"sequence number {record['seq']}, expected {number}", tuple(repairs))
+            if record["event"] == "repair":
+                repairs.append(Repair(number, record["truncated_bytes"], record["torn"]))
             prev = record["hash"]
-        return Verification(number, prev)
+            if prev == wanted:
+                head_line = number
+        if wanted is not None and head_line is None:
+            return Verification(number, prev, number + 1, "audit-head",
+                                f"no line has the expected chain head {wanted}: lines were cut off the end of "
+                                "the log (or it is another log)", tuple(repairs))
+        return Verification(number, prev, repairs=tuple(repairs), head_line=head_line)
