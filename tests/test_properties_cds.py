@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_properties_patient import TIME_BOUND, bounded
+from test_properties_patient import TIME_BOUND, bounded, examples
 
 from engine.cds.app import create_app
 from engine.cds.config import CdsConfig
@@ -151,7 +151,7 @@ raw_bodies = st.one_of(st.binary(max_size=300), st.text(max_size=100).map(str.en
                                         '{"a": 1}'.encode("utf-16"), b'{"a": 1, "a": 2}', b"NaN", b"1e999"]))
 
 
-@settings(max_examples=60)
+@settings(max_examples=examples(60))
 @given(hook_calls())
 def test_any_mutated_hook_call_gets_200_or_4xx_never_500(app: Any, case: tuple[str, bytes]) -> None:
     service, body = case
@@ -160,7 +160,7 @@ def test_any_mutated_hook_call_gets_200_or_4xx_never_500(app: Any, case: tuple[s
         check(status, reply)
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(40))
 @given(raw_bodies, st.sampled_from(["patient-view", "feedback"]))
 def test_any_bytes_as_a_body_get_a_4xx_never_500(app: Any, body: bytes, endpoint: str) -> None:
     ids = [s["id"] for s in check(*call(app, "GET", "/cds-services"))["services"]]

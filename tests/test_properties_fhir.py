@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_properties_patient import TIME_BOUND, bounded, check_cli_outcome
+from test_properties_patient import TIME_BOUND, bounded, check_cli_outcome, examples
 from threevalued import Reference
 
 import engine
@@ -219,7 +219,7 @@ def test_any_bundle_gives_facts_or_a_bad_input_error_and_the_facts_always_evalua
         json.dumps(result.to_dict(), allow_nan=False)
 
 
-@settings(max_examples=30)
+@settings(max_examples=examples(30))
 @given(bundles)
 def test_guideline_evaluate_fhir_exits_0_or_2_without_a_traceback(fast_main: None, tmp_path_factory: Any,
                                                                   source: Any) -> None:
@@ -290,21 +290,9 @@ def precise_and_imprecise(draw: st.DrawFn) -> tuple[str, list[float], list[dict[
     return fact, [v for v, _ in precise], entries
 
 
-@settings(max_examples=100)
-@given(precise_and_imprecise())
-@example(("temperature", [39.5], [  # issue 9: a month-only 37.0 hides a fever of 39.5 (febrile: false)
-    reading("temperature", 39.5, {"effectiveDateTime": "2024-05-02T10:00:00Z"}, "t1"),
-    reading("temperature", 37.0, {"effectiveDateTime": "2024-05"}, "t2")]))
-@example(("temperature", [39.5], [  # issue 9: a bare date after an evening reading
-    reading("temperature", 39.5, {"effectiveDateTime": "2024-05-02T20:00:00Z"}, "t1"),
-    reading("temperature", 37.0, {"effectiveDateTime": "2024-05-03"}, "t2")]))
-@example(("systolic_bp", [80], [    # issue 9: a year-only 120 hides a systolic of 80 (hypotension: false)
-    reading("systolic_bp", 80, {"effectiveDateTime": "2024-05-02T10:00:00Z"}, "b1"),
-    reading("systolic_bp", 120, {"effectiveDateTime": "2024"}, "b2")]))
-def test_an_imprecise_reading_never_hides_a_real_one(bundled: engine.Guideline,
-                                                     case: tuple[str, list[float], list[dict[str, Any]]]) -> None:
+def never_hidden(guideline: engine.Guideline, case: tuple[str, list[float], list[dict[str, Any]]]) -> None:
     fact, precise_values, entries = case
-    facts = read(bundled, bundle([{"resourceType": "Patient", "id": PATIENT_ID}, *entries]))
+    facts = read(guideline, bundle([{"resourceType": "Patient", "id": PATIENT_ID}, *entries]))
     if facts is None:
         return   # refused with a clear error: allowed, never read as normal
     assert fact in facts, f"{fact} dropped although precise readings lie in the window"
@@ -314,7 +302,39 @@ def test_an_imprecise_reading_never_hides_a_real_one(bundled: engine.Guideline,
         assert facts[fact] <= min(precise_values), (facts[fact], precise_values)
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(100))
+@given(precise_and_imprecise())
+def test_an_imprecise_reading_never_hides_a_real_one(bundled: engine.Guideline,
+                                                     case: tuple[str, list[float], list[dict[str, Any]]]) -> None:
+    never_hidden(bundled, case)
+
+
+# Issue 9, the wrong clinical answer, as found by hand (evaluated --as-of 2024-05-03).
+KNOWN_HIDDEN = {
+    "month-only 37.0 hides 39.5": ("temperature", [39.5], [
+        reading("temperature", 39.5, {"effectiveDateTime": "2024-05-02T10:00:00Z"}, "t1"),
+        reading("temperature", 37.0, {"effectiveDateTime": "2024-05"}, "t2")]),
+    "year-only 37.0 hides 39.5": ("temperature", [39.5], [
+        reading("temperature", 39.5, {"effectiveDateTime": "2024-05-02T10:00:00Z"}, "t1"),
+        reading("temperature", 37.0, {"effectiveDateTime": "2024"}, "t2")]),
+    "bare date after an evening reading": ("temperature", [39.5], [
+        reading("temperature", 39.5, {"effectiveDateTime": "2024-05-02T20:00:00Z"}, "t1"),
+        reading("temperature", 37.0, {"effectiveDateTime": "2024-05-03"}, "t2")]),
+    "open effectivePeriod hides 39.5": ("temperature", [39.5], [
+        reading("temperature", 39.5, {"effectiveDateTime": "2024-05-02T20:00:00Z"}, "t1"),
+        reading("temperature", 37.0, {"effectivePeriod": {"start": "2024-05-03"}}, "t2")]),
+    "year-only 120 hides a systolic of 80": ("systolic_bp", [80], [
+        reading("systolic_bp", 80, {"effectiveDateTime": "2024-05-02T10:00:00Z"}, "b1"),
+        reading("systolic_bp", 120, {"effectiveDateTime": "2024"}, "b2")]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(KNOWN_HIDDEN))
+def test_known_imprecise_readings_do_not_hide_real_ones(bundled: engine.Guideline, case: str) -> None:
+    never_hidden(bundled, KNOWN_HIDDEN[case])
+
+
+@settings(max_examples=examples(40))
 @given(st.lists(st.tuples(st.decimals(35, 41, places=1), st.datetimes(datetime(2024, 5, 1), datetime(2024, 5, 3),
                                                                         timezones=st.just(UTC))),
                 min_size=1, max_size=4))

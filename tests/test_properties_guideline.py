@@ -30,6 +30,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_properties_patient import examples
 
 import engine
 
@@ -193,7 +194,7 @@ def mutated(draw: st.DrawFn) -> dict[str, Any]:
     return contents
 
 
-@settings(max_examples=25)
+@settings(max_examples=examples(25))
 @given(mutated())
 def test_a_mutated_guideline_validates_or_loads_consistently_and_never_raises(tmp_path_factory: Any,
                                                                               contents: dict[str, Any]) -> None:
