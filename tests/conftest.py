@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -82,3 +83,21 @@ def fast_cli(monkeypatch: pytest.MonkeyPatch, guideline: engine.Guideline) -> No
         return real_load(path)
 
     monkeypatch.setattr(cli, "load", load)
+
+
+# --- hypothesis profiles ------------------------------------------------------------------------
+# "ci" (the default) keeps the property suites to a few seconds each; "long" is for running by
+# hand (HYPOTHESIS_PROFILE=long). No deadline: the first example of a run pays for imports and
+# durable_rules warm-up, which would make a per-example deadline flaky; the property tests bound
+# their own time where a hang is what they look for.
+from hypothesis import HealthCheck, Phase, settings
+
+# "ci" does not shrink: a failure on a large generated input (deep nesting, thousands of keys) can
+# take hypothesis minutes to minimise; the failing example is printed as found, with a blob to
+# replay it (@reproduce_failure), and the known hostile inputs are @example-s already minimal.
+settings.register_profile("ci", max_examples=60, deadline=None, print_blob=True,
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate],
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("long", max_examples=2000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
