@@ -255,7 +255,8 @@ def _command(sub: Any, name: str, func: Any, summary: str, *, folder: str | None
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="guideline", formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Exit codes: 0 done; 1 a check failed or an internal error; 2 bad input or usage.\n"
+        epilog="Exit codes: 0 done; 1 a check failed or an internal error; 2 bad input or usage;\n"
+               "141 standard output was closed early (`| head`).\n"
                "Every command that reads a guideline takes --guideline DIR (default: the bundled one).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of the commands above; "
                                 "`guideline COMMAND --help` for its options")

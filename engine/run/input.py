@@ -99,6 +99,23 @@ def canonical_quantity(name: str, spec: FactSpec, value: float, unit: str | None
     return canonical
 
 
+def _value(name: str, spec: FactSpec, raw: Any, problems: list[InputProblem]) -> Any:
+    """The canonical value of one given (non-null) fact, or None with its problem recorded."""
+    if spec.type == "number":
+        return _number(name, spec, raw, problems)
+    if spec.type == "boolean":
+        if isinstance(raw, bool):
+            return raw
+        problems.append(InputProblem(name, f"expected true or false, got {_shown(raw)}"))
+        return None
+    if isinstance(raw, str) and raw in spec.values:
+        return raw
+    suggestion = did_you_mean(raw, spec.values) if isinstance(raw, str) else ""
+    given = f"'{echo(raw)}'" if isinstance(raw, str) else _shown(raw)
+    problems.append(InputProblem(name, f"{given} is not one of {', '.join(spec.values)}{suggestion}"))
+    return None
+
+
 def check_facts(content: Content, facts: Any) -> tuple[dict[str, Any], dict[str, float]]:
     """(canonical facts, facts that were converted from another unit); raises InputFactsError.
 
@@ -109,43 +126,39 @@ def check_facts(content: Content, facts: Any) -> tuple[dict[str, Any], dict[str,
     if not isinstance(facts, Mapping):
         raise InputFactsError([InputProblem("", "patient facts must be a JSON object of fact names, not "
                                             f"{type(facts).__name__}")])
-    problems: list[InputProblem] = []
+    # A problem with one of the guideline's facts is always kept (there are few); of the names the
+    # guideline does not know, only the first MAX_PROBLEMS get a message, the others a count.
+    known: list[tuple[int, InputProblem]] = []
+    unknown: list[tuple[int, InputProblem]] = []
     omitted = 0
     canonical: dict[str, Any] = {}
     converted: dict[str, float] = {}
     twice = set(getattr(facts, "duplicates", ()))  # keys a JSON file gave twice (engine/run/json_input.py)
-    for name, raw in facts.items():
+    for index, (name, raw) in enumerate(facts.items()):
         spec = content.facts.get(name) if isinstance(name, str) else None
-        if name in twice:
-            problems.append(InputProblem(echo(str(name)), "given twice in the same JSON object"))
-            continue
-        if spec is None:
-            if len(problems) >= MAX_PROBLEMS:
+        if spec is None and not (isinstance(name, str) and name in content.derived):
+            if len(unknown) >= MAX_PROBLEMS:
                 omitted += 1
-            elif isinstance(name, str) and name in content.derived:
-                problems.append(InputProblem(name, "is derived by the guideline, not an input fact"))
             else:
-                problems.append(InputProblem(echo(str(name)), f"unknown fact{did_you_mean(str(name), content.facts)}"))
+                again = "; given twice" if name in twice else ""
+                unknown.append((index, InputProblem(echo(str(name)), f"unknown fact"
+                                                    f"{did_you_mean(str(name), content.facts)}{again}")))
             continue
-        if raw is None:
-            continue
-        if spec.type == "number":
-            value = _number(name, spec, raw, problems)
+        found: list[InputProblem] = []
+        if name in twice:
+            found.append(InputProblem(name, "given twice in the same JSON object"))
+        elif spec is None:
+            found.append(InputProblem(name, "is derived by the guideline, not an input fact"))
+        elif raw is not None:
+            value = _value(name, spec, raw, found)
             if value is not None:
                 canonical[name] = value
                 if isinstance(raw, dict) and raw.get("unit") != spec.unit:
                     converted[name] = value
-        elif spec.type == "boolean":
-            if isinstance(raw, bool):
-                canonical[name] = raw
-            else:
-                problems.append(InputProblem(name, f"expected true or false, got {_shown(raw)}"))
-        elif isinstance(raw, str) and raw in spec.values:
-            canonical[name] = raw
-        else:
-            suggestion = did_you_mean(raw, spec.values) if isinstance(raw, str) else ""
-            given = f"'{echo(raw)}'" if isinstance(raw, str) else _shown(raw)
-            problems.append(InputProblem(name, f"{given} is not one of {', '.join(spec.values)}{suggestion}"))
+        known += [(index, problem) for problem in found]
+    room = max(0, MAX_PROBLEMS - len(known))
+    omitted += max(0, len(unknown) - room)
+    problems = [problem for _, problem in sorted(known + unknown[:room], key=lambda pair: pair[0])]
     if problems:
         raise InputFactsError(problems, omitted)
     return canonical, converted

@@ -8,7 +8,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, Self, TextIO
 
 from engine.errors import InputFactsError, InputProblem, echo
 
@@ -61,7 +61,7 @@ class HugeNumber(float):
 
     literal: str
 
-    def __new__(cls, literal: str) -> HugeNumber:
+    def __new__(cls, literal: str) -> Self:
         number = super().__new__(cls, "-inf" if literal.startswith("-") else "inf")
         number.literal = literal
         return number
