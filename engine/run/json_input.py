@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, BinaryIO, Self, TextIO
 
@@ -110,16 +112,21 @@ def decode(data: bytes, where: str) -> str:
             "must be UTF-8 (was the file saved as Latin-1 or Windows-1252?)")]) from None
 
 
-def _too_deep(value: Any) -> bool:
-    """Whether containers nest more than MAX_DEPTH deep; iterative, so depth cannot hurt the walk."""
-    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return True
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
+# Everything but the brackets that nest: whole strings (an unterminated one to the end, so the scan
+# never restarts inside it and stays linear) and runs of other characters.
+_NOT_NESTING = re.compile(r'"(?:[^"\\]++|\\.)*+"?|[^\[\]{}"]++')
+_STEP = [0] * 256
+_STEP[ord("[")] = _STEP[ord("{")] = 1
+_STEP[ord("]")] = _STEP[ord("}")] = -1
+
+
+def _too_deep(text: str) -> bool:
+    """Whether arrays and objects nest more than MAX_DEPTH deep: found in the text, in linear time,
+    before Python's recursive parser (RecursionError) or any later walk of the value meets them."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
+    brackets = _NOT_NESTING.sub("", text).encode("ascii")
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > MAX_DEPTH
 
 
 def _too_deep_problem(where: str) -> InputProblem:
@@ -138,14 +145,12 @@ def parse(text: str, where: str, *, keep_duplicates: bool = False) -> Any:
         return obj
 
     hook = _marking_duplicates if keep_duplicates else refusing
+    if _too_deep(text):
+        raise InputFactsError([_too_deep_problem(where)])
     try:
         value = json.loads(text, object_pairs_hook=hook, parse_int=_parse_int, parse_float=_parse_float)
     except json.JSONDecodeError as exc:
         raise InputFactsError([InputProblem(f"{where}:{exc.lineno}:{exc.colno}", f"malformed JSON: {exc.msg}")]) from None
-    except RecursionError:  # nested beyond what Python's parser can follow (about 1,000 deep)
-        raise InputFactsError([_too_deep_problem(where)]) from None
-    if _too_deep(value):
-        raise InputFactsError([_too_deep_problem(where)])
     if duplicates:
         raise InputFactsError([InputProblem(key, "given twice in the same JSON object") for key in duplicates])
     return value
