@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import engine
 from engine import cli
@@ -231,3 +233,51 @@ def test_a_closed_output_pipe_ends_quietly() -> None:
     stderr = proc.stderr.read().decode("utf-8")
     assert proc.wait(timeout=60) == cli.BROKEN_PIPE
     assert stderr == ""
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(tmp_path: Path) -> None:
+    refused(tmp_path, json.dumps({"anc": "[{" * 1000}), "anc: expected a number, got str")
+
+
+def test_an_unterminated_string_full_of_quotes_is_refused_quickly(tmp_path: Path) -> None:
+    # The depth scan must stay linear: restarting a string match at every escaped quote was quadratic.
+    started = time.perf_counter()
+    refused(tmp_path, '{"anc": "' + 'x\\"[' * 1_000_000, "malformed JSON")
+    assert time.perf_counter() - started < 10
+
+
+# --- generated input: exit 0 or 2, never a traceback ---------------------------------------------
+
+_NAMES = st.sampled_from(["anc", "wbc", "temperature", "copd", "symptom_burden", "age", "febrile", "temprature",
+                          "value", "unit", "\x1b", ""]) | st.text(max_size=8)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(10**400), max_value=10**400)
+    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=10),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(_NAMES, children, max_size=5),
+    max_leaves=12)
+
+
+def _exit_code(data: bytes) -> int:
+    out, err = io.StringIO(), io.StringIO()
+    stdin = io.StringIO(data.decode("utf-8", "surrogateescape"))
+    code = cli.main(["evaluate", "-", "--format", "json"], out=out, err=err, stdin=stdin)
+    assert "Traceback" not in err.getvalue()
+    if code == 0:
+        json.loads(out.getvalue())  # one JSON document
+    else:
+        assert out.getvalue() == ""
+    return code
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(facts=st.dictionaries(_NAMES, _JSON, max_size=6))
+def test_generated_patient_objects_exit_0_or_2(facts: dict) -> None:
+    text = json.dumps(facts, default=str)  # json.dumps writes NaN / Infinity, which the reader accepts
+    assert _exit_code(text.encode("utf-8")) in (0, 2)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=64) | st.builds(lambda f, cut: json.dumps(f)[:cut].encode(),
+                                                st.dictionaries(_NAMES, _JSON, max_size=4), st.integers(0, 80)))
+def test_generated_bytes_exit_0_or_2(data: bytes) -> None:
+    assert _exit_code(data) in (0, 2)
