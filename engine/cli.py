@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -18,7 +19,6 @@ from engine.errors import (
     BadInputError,
     EngineError,
     InputFactsError,
-    InputProblem,
 )
 from engine.fhir.dates import as_of_date
 from engine.fhir.reader import read_fhir
@@ -32,19 +32,14 @@ from engine.products.diff import gitrev as _gitrev
 from engine.products.diff import report as _diffreport
 from engine.products.render.document import FORMATS as RENDER_FORMATS
 from engine.products.render.document import render
-from engine.run.json_input import no_duplicate_keys
+from engine.run import json_input
 
 
-def _read_patient(source: str, stdin: TextIO) -> Any:
-    try:
-        text = stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputFactsError([InputProblem(source, f"cannot read: {exc.strerror}")]) from exc
-    try:
-        # NaN / Infinity parse as floats so the fact check can name the fact they were given for.
-        return json.loads(text, object_pairs_hook=no_duplicate_keys)
-    except json.JSONDecodeError as exc:
-        raise InputFactsError([InputProblem(f"{source}:{exc.lineno}:{exc.colno}", f"malformed JSON: {exc.msg}")]) from exc
+def _read_patient(source: str, stdin: TextIO, *, facts: bool = True) -> Any:
+    """JSON from a file or `-`, bounded in size, depth and numbers (engine/run/json_input.py). For
+    patient facts a key given twice is left for the fact check to report with every other problem;
+    in a FHIR Bundle it is refused at once."""
+    return json_input.read(source, stdin, keep_duplicates=facts)
 
 
 class UsageError(BadInputError):
@@ -83,7 +78,7 @@ def _iso_date(text: str) -> date:
 
 def _fhir_facts(args: argparse.Namespace, guideline: Guideline, err: TextIO, stdin: TextIO) -> dict[str, Any]:
     """Facts from --fhir BUNDLE (+ --facts EXTRA); what was read and skipped goes to stderr."""
-    bundle = _read_patient(args.fhir, stdin)
+    bundle = _read_patient(args.fhir, stdin, facts=False)
     extra = _read_patient(args.facts, stdin) if args.facts else None
     read = read_fhir(bundle, guideline.content, extra=extra, as_of=args.as_of,
                      include_preliminary=args.include_preliminary)
@@ -103,6 +98,7 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: Text
         result = guideline.evaluate(facts, audit_log=_audit.AuditLog(args.audit_log))
     else:
         result = guideline.evaluate(facts)
+    err.writelines(f"note: {note}\n" for note in result.notes)
     if args.format == "json":
         json.dump(result.to_dict(), out, ensure_ascii=False, indent=2)
         out.write("\n")
@@ -263,7 +259,8 @@ def _command(sub: Any, name: str, func: Any, summary: str, *, folder: str | None
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="guideline", formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Exit codes: 0 done; 1 a check failed or an internal error; 2 bad input or usage.\n"
+        epilog="Exit codes: 0 done; 1 a check failed or an internal error; 2 bad input or usage;\n"
+               "141 standard output was closed early (`| head`).\n"
                "Every command that reads a guideline takes --guideline DIR (default: the bundled one).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of the commands above; "
                                 "`guideline COMMAND --help` for its options")
@@ -352,7 +349,29 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     try:
-        return int(args.func(args, out, err, stdin))
-    except EngineError as exc:  # the one place exceptions become exit codes: each class carries its own
-        err.writelines(f"{line}\n" for line in exc.report())
-        return exc.exit_code
+        try:
+            code = int(args.func(args, out, err, stdin))
+        except EngineError as exc:  # the one place exceptions become exit codes: each class carries its own
+            err.writelines(f"{line}\n" for line in exc.report())
+            code = exc.exit_code
+        out.flush()  # here, not at exit, so a closed pipe is seen while it can still be handled
+        err.flush()
+        return code
+    except BrokenPipeError:
+        return _broken_pipe(out, err)
+
+
+# What a shell reports for a command killed by SIGPIPE (128 + 13), as `yes | head` gives.
+BROKEN_PIPE = 141
+
+
+def _broken_pipe(out: TextIO, err: TextIO) -> int:
+    """The reader of stdout went away (`guideline evaluate … | head`): stop quietly, as Unix tools do.
+
+    Python would print a traceback, then complain again when it flushes stdout at exit; pointing
+    the descriptor at /dev/null makes that last flush harmless.
+    """
+    for stream in (out, err):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # a StringIO has no descriptor
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    return BROKEN_PIPE

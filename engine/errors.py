@@ -13,6 +13,12 @@ from dataclasses import dataclass
 # Exit codes of the `guideline` command (contract section 1).
 OK, FAILED, BAD_INPUT = 0, 1, 2
 
+# At most this many input problems are kept and reported, then "… and K more": 3,000,000 unknown
+# names once cost 214 s (a did-you-mean each) and 88 MB of stderr.
+MAX_PROBLEMS = 20
+# Text from the input (a name, a value) is shown at most this long in a message.
+MAX_ECHO = 80
+
 
 @dataclass(frozen=True, order=True)
 class Problem:
@@ -37,7 +43,10 @@ class InputProblem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.message}" if self.where else self.message
+        # Escaped here, for every surface: a name from the input may hold a newline or a terminal
+        # escape sequence that would forge or hide lines of the report.
+        where, message = escape(self.where), escape(self.message)
+        return f"{where}: {message}" if where else message
 
 
 class EngineError(Exception):
@@ -69,14 +78,24 @@ class GuidelineInvalidError(BadInputError):
 
 
 class InputFactsError(BadInputError):
-    """A patient's facts were rejected; every problem names the fact (or JSON path) and why."""
+    """A patient's facts were rejected; every problem names the fact (or JSON path) and why.
 
-    def __init__(self, problems: Iterable[InputProblem]):
-        self.problems = list(problems)
-        super().__init__("; ".join(map(str, self.problems)))
+    `problems` keeps the first MAX_PROBLEMS; `omitted` counts the others (a producer that stopped
+    collecting early passes how many it skipped)."""
+
+    def __init__(self, problems: Iterable[InputProblem], omitted: int = 0):
+        given = list(problems)
+        self.problems = given[:MAX_PROBLEMS]
+        self.omitted = omitted + len(given) - len(self.problems)
+        super().__init__("; ".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        """Each kept problem, then '… and K more problems' when some were omitted."""
+        more = [f"… and {self.omitted} more problem{'s' if self.omitted != 1 else ''}"] if self.omitted else []
+        return [*map(str, self.problems), *more]
 
     def report(self) -> list[str]:
-        return [f"error: {problem}" for problem in self.problems]
+        return [f"error: {line}" for line in self.lines()]
 
 
 class ConfigError(BadInputError):
@@ -85,6 +104,20 @@ class ConfigError(BadInputError):
 
 class RuleEngineError(EngineError):
     """durable_rules or a rule action failed: the evaluation is void (internal error)."""
+
+
+def escape(text: str) -> str:
+    """`text` with every non-printable character (control, format, separator) as a \\x / \\u escape."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def echo(text: str, limit: int = MAX_ECHO) -> str:
+    """Input text as a message quotes it: escaped, and cut to `limit` characters (with its length)."""
+    if len(text) <= limit:
+        return escape(text)
+    return f"{escape(text[:limit])}… ({len(text)} characters)"
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,7 +15,7 @@ from engine.pipeline import analyse
 from engine.resources import BUNDLED_GUIDELINE
 from engine.run.durable import Ruleset
 from engine.run.evaluate import run
-from engine.run.input import check_facts
+from engine.run.input import NO_FACTS, check_facts
 from engine.run.result import Result
 
 
@@ -62,6 +63,8 @@ class Guideline:
         """
         canonical, converted = check_facts(self.content, facts)
         result = run(self.content, self.program, self._ruleset, canonical, self.info, converted)
+        if not canonical:  # `{}` or only nulls: evaluated, but said, never silent
+            result = dataclasses.replace(result, notes=(NO_FACTS,))
         if audit_log is not None:
             audit_log.append(self.info, canonical, result)
         return result

@@ -25,6 +25,7 @@ def evaluation(guideline: Guideline, result: Result) -> str:
     g = result.guideline
     meta = guideline.content.metadata
     lines = [f"{meta.title} — version {g['version']} ({g['status']}), {g['digest'][:19]}…", ""]
+    lines += [*(f"NOTE: {note}" for note in result.notes), *([""] if result.notes else [])]
     lines.append("FINDINGS")
     shown = {k: v for k, v in result.derived.items() if v is not None}
     if not shown:

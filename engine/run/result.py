@@ -45,6 +45,8 @@ class Result:
     missing: tuple[MissingFact, ...]
     rules_fired: frozenset[str] = field(default_factory=frozenset)
     explanations: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # What a reader must know about the input itself (e.g. that no fact was given at all).
+    notes: tuple[str, ...] = ()
 
     @property
     def codes(self) -> list[str]:
@@ -57,4 +59,6 @@ class Result:
             "recommendations": [r.to_dict() for r in self.recommendations],
             "missing": [m.to_dict() for m in self.missing],
             "explanations": {name: list(lines) for name, lines in self.explanations.items()},
+            # Only when there is one, so every other result's JSON stays as it was.
+            **({"notes": list(self.notes)} if self.notes else {}),
         }
