@@ -140,9 +140,13 @@ def test_many_unknown_extension_facts_cost_little_and_answer_briefly(core: CdsCo
 
 def test_the_error_body_lists_the_first_problems_and_counts_the_rest(core: CdsCore) -> None:
     status, answer = call(core, with_facts(json.dumps({f"x{i}": 1 for i in range(MAX_EXTENSION_FACTS)})))
-    assert status == 400 and len(answer["problems"]) == MAX_PROBLEMS + 1
-    assert answer["problems"][-1] == f"… and {MAX_EXTENSION_FACTS - MAX_PROBLEMS} more problem(s)"
+    # The engine keeps its first 20 input problems and counts the rest (engine/errors.py) ...
+    assert status == 400 and len(answer["problems"]) == 20 + 1
+    assert answer["problems"][-1] == f"… and {MAX_EXTENSION_FACTS - 20} more problems"
     assert len(json.dumps(answer)) < 20_000
+    # ... and the HTTP layer caps any other list of problems at MAX_PROBLEMS.
+    body = RequestError(400, "bad", [f"p{i}" for i in range(MAX_PROBLEMS + 7)]).body()
+    assert len(body["problems"]) == MAX_PROBLEMS + 1 and body["problems"][-1] == "… and 7 more problem(s)"
 
 
 def test_a_huge_problem_text_is_cut() -> None:

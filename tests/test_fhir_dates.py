@@ -52,6 +52,16 @@ def test_an_imprecise_reading_does_not_hide_a_fever(guideline: engine.Guideline,
     assert "afebrile-cause-evaluation" not in result.codes
 
 
+def test_a_period_ending_later_does_not_push_a_fever_out_of_the_window(guideline: engine.Guideline) -> None:
+    """Found by tests/test_properties_fhir.py: a period from 2 May to 3 May 19:42 anchored the window at
+    its end, so 40.8 °C at 2 May 19:05 fell 37 minutes outside and 35.0 was taken as the highest."""
+    got = read(guideline, patient(), ANC, obs("t1", "8310-5", 40.8, "Cel", "2024-05-02T19:05:00Z"),
+               obs("t2", "8310-5", 35.0, "Cel", when=None,
+                   effectivePeriod={"start": "2024-05-02", "end": "2024-05-03T19:42:04Z"}),
+               as_of="2024-05-04")
+    assert got.facts["temperature"] == 40.8
+
+
 def test_a_year_only_pressure_does_not_hide_hypotension(guideline: engine.Guideline) -> None:
     got = read(guideline, patient(), ANC, obs("s1", "8480-6", 80, "mm[Hg]", "2024-05-02T10:00:00Z"),
                obs("s2", "8480-6", 120, "mm[Hg]", "2024"))

@@ -183,7 +183,7 @@ CASES: list[tuple[str, list[Edit], list[Finding]]] = [
     ("atom-in-own-derivation-reads-the-input",
      [(RULES, "{fact: count, lt: 500, unit: /uL}", "{fact: low_count, is: true}")],
      [("condition-atoms", "unknown-fact", RULES, "{fact: |low_count, is: true}#0",
-       "unknown fact 'low_count' (did you mean 'low_count'?)")]),
+       "a rule deriving 'low_count' cannot read 'low_count' itself (there is no input fact 'low_count')")]),
     ("atom-in-a-score-option", [(SCORES, "{fact: kind, is: low}", "{fact: kind, is: lo}")],
      [("condition-atoms", "type-mismatch", SCORES, "lo}",
        "'lo' is not a value of 'kind' (did you mean 'low'?); values: low, high")]),
@@ -319,3 +319,19 @@ def test_without_traceability_yaml_nothing_is_traced(tmp_path: Path) -> None:
     folder = write_tiny(tmp_path)
     (folder / "traceability.yaml").unlink()
     assert findings(content_of(folder)) == {}
+
+
+def test_a_rule_reading_the_fact_it_derives_is_told_so_not_offered_the_same_name(tmp_path) -> None:
+    """Found by the property suite: 'unknown fact 'd' (did you mean 'd'?)'."""
+    import shutil
+
+    from conftest import replace_once
+
+    import engine
+
+    folder = tmp_path / "kleene"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "kleene", folder)
+    replace_once(folder / "rules" / "rules.yaml", "when: {any: [{fact: a, is: true}, {all: [{fact: b, is: true}, "
+                 "{fact: x, lt: 5}]}]}", "when: {fact: d, is: false}")
+    messages = [p.message for p in engine.validate(folder)]
+    assert messages == ["a rule deriving 'd' cannot read 'd' itself (there is no input fact 'd')"]

@@ -69,12 +69,12 @@ class CdsCore:
             read = read_fhir(source, self.guideline.content, extra=hook.facts, as_of=hook.as_of)
         except InputFactsError as exc:
             raise RequestError(400, "the patient data was rejected",
-                               located([str(p) for p in exc.problems], patient_index, gid)) from None
+                               located(exc.lines(), patient_index, gid)) from None
         log = _CapturingLog(self.audit_log) if self.audit_log else None
         try:
             result = self.guideline.evaluate(read.facts, audit_log=log)
         except InputFactsError as exc:
-            raise RequestError(400, "the patient data was rejected", [str(p) for p in exc.problems]) from None
+            raise RequestError(400, "the patient data was rejected", exc.lines()) from None
         context = _cards.CardContext(service.id, hook.hook_instance, hook.patient_id)
         cards = _cards.cards(result, self.guideline.content, context)
         if log is not None and log.line is not None:

@@ -39,14 +39,21 @@ def _comparison(content: Content, atom: Atom, spec: FactSpec, where: Where) -> I
                             f"(canonical {units.unit}; accepted: {', '.join(accepted)})", "unit")
 
 
+def unknown_fact_message(content: Content, name: str, deriving: str | None) -> str:
+    """Why `name` reads no fact here: a rule reading the very fact it derives (with no input of that
+    name) would wait for itself; anything else is an unknown name, with a suggestion."""
+    if name == deriving and name in content.derived:
+        return f"a rule deriving '{name}' cannot read '{name}' itself (there is no input fact '{name}')"
+    return f"unknown fact '{name}'{did_you_mean(name, known_names(content))}"
+
+
 def atom_problems(content: Content, atom: Atom, deriving: str | None) -> Iterator[Problem]:
     """One atom, read as it is inside a rule deriving `deriving` (None outside derivations)."""
     spec = content.fact_read(atom.fact, deriving)
     # The atom's own mapping: `fact` and `unit` are keys beside the test (`lt`, `is`, ...).
     where = Where(atom.where.doc, atom.where.path[:-1])
     if spec is None:
-        yield where.problem("unknown-fact", f"unknown fact '{atom.fact}'"
-                            f"{did_you_mean(atom.fact, known_names(content))}", "fact")
+        yield where.problem("unknown-fact", unknown_fact_message(content, atom.fact, deriving), "fact")
         return
     if atom.op in COMPARISONS:
         yield from _comparison(content, atom, spec, where)

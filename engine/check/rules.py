@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from engine.check.conditions import known_names, value_problems
+from engine.check.conditions import unknown_fact_message, value_problems
 from engine.errors import Problem, did_you_mean
 from engine.model.content import (
     Content,
@@ -95,7 +95,6 @@ def formula_operands(content: Content) -> Iterator[Problem]:
         for op in operands(rule.value):
             ospec = content.fact_read(op.fact, rule.derive)
             if ospec is None:
-                yield op.where.problem("unknown-fact", f"unknown fact '{op.fact}'"
-                                       f"{did_you_mean(op.fact, known_names(content))}", "fact")
+                yield op.where.problem("unknown-fact", unknown_fact_message(content, op.fact, rule.derive), "fact")
             elif ospec.type != "number" and isinstance(rule.value, Formula):
                 yield op.where.problem("type-mismatch", f"'{op.fact}' is {ospec.type}; formulas need numbers")

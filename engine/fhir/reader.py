@@ -86,11 +86,13 @@ def read_fhir(source: Any, content: Content, *, extra: Mapping[str, Any] | None 
     if len(subjects) > 1:
         problems.append(InputProblem("", "the resources are about more than one subject: "
                                      + "; ".join(f"{s} ({_some(rs)})" for s, rs in sorted(subjects.items()))))
+    omitted = 0  # extra-fact problems the fact check counted without keeping them
     if extra is not None:
         try:
             given, _ = check_facts(content, extra)
         except InputFactsError as exc:
             problems += [InputProblem("extra facts", str(p)) for p in exc.problems]
+            omitted = exc.omitted
             given = {}
         names = [n for n, v in extra.items() if v is not None] if isinstance(extra, Mapping) else []
         for name in names:
@@ -101,7 +103,7 @@ def read_fhir(source: Any, content: Content, *, extra: Mapping[str, Any] | None 
             facts.setdefault(name, value)
             sources.setdefault(name, ["extra facts"])
     if problems:
-        raise InputFactsError(problems)
+        raise InputFactsError(problems, omitted)
     order = list(content.facts)
     return FhirFacts(
         facts={n: facts[n] for n in order if n in facts},

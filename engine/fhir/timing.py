@@ -93,7 +93,10 @@ def window(timings: list[Timing], hours: float, cutoff: datetime) -> Window:
 
     `cutoff` is the last instant counted (the as-of date): no time after it is considered.
     """
-    anchor = min(max(t.when[0] for t in timings), cutoff)   # the earliest time the latest reading can have
+    # The earliest instant the latest reading's value can belong to (a period's start): anchoring any
+    # later could push a real fever out of the window because a period ended later (found by
+    # tests/test_properties_fhir.py); an earlier anchor only counts more readings, never fewer.
+    anchor = min(max(t.span[0] for t in timings), cutoff)
     latest = min(max(t.when[1] for t in timings), cutoff)   # ... and the latest time it can have
     start = hours_before(anchor, hours)
     may = tuple(i for i, t in enumerate(timings) if t.span[1] >= start)
