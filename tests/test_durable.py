@@ -158,3 +158,17 @@ def test_two_guidelines_do_not_share_rulesets(guideline: engine.Guideline, kleen
     assert guideline._ruleset.name != kleene._ruleset.name
     assert kleene.evaluate({"a": True, "c": False}).codes == ["r-and-not", "r-x-unknown"]
     assert "fn-empirical-iv-antibiotics" in guideline.evaluate({"anc": 0.2, "temperature": 39.0}).codes
+
+
+def test_a_match_stack_overflow_is_named_and_voids_only_that_evaluation() -> None:
+    """durable_rules' events.c keeps at most 64 pending matches per asserted fact (error 303)."""
+    definition = {"r0": {"all": [{"m_0": {"t": "$input"}}]}}
+    for i in range(65):
+        definition[f"r{i + 1}"] = {"all": [{"m_0": {"$and": [{"t": "$input"}, {"$lt": {"anc": 1.0 + i}}]}}]}
+    ruleset = _durable.Ruleset(definition)
+    try:
+        with pytest.raises(engine.RuleEngineError, match=r"match stack \(64 entries\) overflowed.*error 303"):
+            ruleset.run({"t": "$input", "anc": 0.0}, lambda name, matched, emit: None)
+        assert ruleset.run({"t": "$input", "anc": 100.0}, lambda name, matched, emit: None) == 1  # next one clean
+    finally:
+        ruleset.close()

@@ -91,6 +91,16 @@ def creation_error(definition: dict[str, Any]) -> str | None:
     return None
 
 
+def _void(exc: Exception) -> RuleEngineError:
+    """The error that voids an evaluation, in words where durable_rules gives only a code."""
+    if str(exc).endswith("error code: 303"):
+        # events.c MAX_STACK_SIZE: more than 64 matches pending for one asserted fact. `validate`
+        # does not predict this yet (README, reliability section).
+        return RuleEngineError("evaluation failed: durable_rules' match stack (64 entries) overflowed; too "
+                               "many compiled tests on one fact passed at once for this patient (error 303)")
+    return RuleEngineError(f"evaluation failed inside durable_rules: {type(exc).__name__}: {exc}")
+
+
 class Ruleset:
     """A compiled ruleset in durable_rules' C core, evaluated one session at a time."""
 
@@ -100,7 +110,8 @@ class Ruleset:
                                   f"{MAX_RULES} would hang durable_rules")
         # Ruleset names live in durable_rules' global registry: make each one unique.
         self.name = f"guideline-{next(_names)}"
-        self._handle = _core.create_ruleset(self.name, _encode(definition))
+        self._definition = _encode(definition)
+        self._handle = _core.create_ruleset(self.name, self._definition)
         self._lock = threading.Lock()
 
     def _assert(self, fact: dict[str, Any]) -> int:
@@ -116,6 +127,15 @@ class Ruleset:
         with self._lock:
             try:
                 state = self._assert({"id": "$input", **patient})
+            except RuleEngineError:
+                raise
+            except Exception as exc:
+                # The patient fact itself was refused (error 303: too many matches at once). No
+                # action ran, so delete_state would segfault (upstream #381): drop the whole C
+                # ruleset instead and build it again, so nothing of this patient can remain.
+                self._rebuild()
+                raise _void(exc) from exc
+            try:
                 result = _core.start_action_for_state(self._handle, state)
                 message = result[1] if result else None
                 firings = 0
@@ -131,9 +151,14 @@ class Ruleset:
             except RuleEngineError:
                 raise
             except Exception as exc:  # an action or the core failed: the evaluation is void
-                raise RuleEngineError(f"evaluation failed inside durable_rules: {type(exc).__name__}: {exc}") from exc
+                raise _void(exc) from exc
             finally:
-                _core.delete_state(self._handle, STATE_ID)
+                _core.delete_state(self._handle, STATE_ID)  # the start rule fired: safe to delete
+
+    def _rebuild(self) -> None:
+        _core.delete_ruleset(self._handle)
+        self.name = f"guideline-{next(_names)}"
+        self._handle = _core.create_ruleset(self.name, self._definition)
 
     def close(self) -> None:
         """Free the C ruleset (the Guideline calls this when it is garbage-collected)."""
