@@ -101,3 +101,20 @@ settings.register_profile("ci", max_examples=60, deadline=None, print_blob=True,
 settings.register_profile("long", max_examples=2000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="module")
+def bundled() -> engine.Guideline:
+    """The bundled guideline, loaded once per module (the property suites)."""
+    return engine.load()
+
+
+@pytest.fixture(scope="module")
+def fast_main(bundled: engine.Guideline):
+    """The in-process CLI reuses one loaded bundled guideline (loading is tested elsewhere)."""
+    from engine import cli
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli, "load", lambda path=None: bundled)
+        yield
+

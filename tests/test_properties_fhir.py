@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,16 +38,6 @@ PANELS = {code: name for name, spec in REF.inputs.items()
 UNITS = sorted({u for spec in REF.inputs.values() for u in [spec.get("unit"), *(spec.get("units") or {})] if u})
 
 
-@pytest.fixture(scope="module")
-def bundled() -> engine.Guideline:
-    return engine.load()
-
-
-@pytest.fixture(scope="module")
-def fast_main(bundled: engine.Guideline) -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cli, "load", lambda path=None: bundled)
-        yield
 
 
 # --- FHIR dates of every precision ---------------------------------------------------------------

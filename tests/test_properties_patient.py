@@ -66,17 +66,6 @@ def bounded(seconds: float) -> Iterator[None]:
     assert time.monotonic() - start < seconds, f"took longer than {seconds} s"
 
 
-@pytest.fixture(scope="module")
-def bundled() -> engine.Guideline:
-    return engine.load()
-
-
-@pytest.fixture(scope="module")
-def fast_main(bundled: engine.Guideline) -> Iterator[None]:
-    """The in-process CLI reuses one loaded bundled guideline (loading is tested elsewhere)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cli, "load", lambda path=None: bundled)
-        yield
 
 
 def run_cli(text: str) -> tuple[int, str, str]:
