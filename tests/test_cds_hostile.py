@@ -37,6 +37,25 @@ PV = "/cds-services/neutropenia-patient-view"
 EXAMPLE = json.loads((ROOT / "examples" / "cds" / "patient-view-incomplete-data.json").read_text(encoding="utf-8"))
 
 
+def _trickle(sock: socket.socket, data: bytes, *, every: float, limit: float) -> tuple[bytes, float]:
+    """Send `data` about every `every` seconds, collecting the answer, until the server closes the
+    connection or `limit` seconds pass; (the answer, the seconds it took)."""
+    started, answer = time.monotonic(), b""
+    sock.settimeout(every)
+    while time.monotonic() - started < limit:
+        try:
+            sock.sendall(data)
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        except TimeoutError:
+            continue
+        except OSError:
+            break
+    return answer, time.monotonic() - started
+
+
 @pytest.fixture(scope="module")
 def core() -> CdsCore:
     return CdsCore(engine.load())
@@ -248,21 +267,7 @@ def test_a_body_trickled_slowly_gets_408_and_the_connection_is_closed(quick: int
             "Content-Length: 1000\r\n\r\n").encode()
     with socket.create_connection(("127.0.0.1", quick)) as sock:
         sock.sendall(head)
-        started = time.monotonic()
-        answer = b""
-        sock.settimeout(0.2)
-        while time.monotonic() - started < 10:
-            try:
-                sock.sendall(b" ")
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                answer += chunk
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-        took = time.monotonic() - started
+        answer, took = _trickle(sock, b" ", every=0.2, limit=10)
     assert took < 4, took
     assert answer.startswith(b"HTTP/1.1 408") and b"not received within 1 s" in answer
 
@@ -351,18 +356,5 @@ def test_after_a_413_the_rest_of_the_body_is_discarded_for_a_while_then_cut_off(
             f"Content-Length: {50 << 20}\r\n\r\n").encode()
     with socket.create_connection(("127.0.0.1", quick)) as sock:
         sock.sendall(head)
-        started, answer = time.monotonic(), b""
-        sock.settimeout(0.1)
-        while time.monotonic() - started < 15:
-            try:
-                sock.sendall(b" " * 100)  # a client that sends on regardless, slowly
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                answer += chunk
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-        took = time.monotonic() - started
+        answer, took = _trickle(sock, b" " * 100, every=0.1, limit=15)  # sends on regardless, slowly
     assert answer.startswith(b"HTTP/1.1 413") and took < LINGER + 1.5, took

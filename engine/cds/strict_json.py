@@ -13,9 +13,9 @@ import json
 from typing import Any
 
 from engine.errors import InputFactsError
-from engine.run.json_input import no_duplicate_keys
+# The same depth bound as patient JSON (a prefetch Bundle's Observation component value is ~10 deep).
+from engine.run.json_input import MAX_DEPTH, no_duplicate_keys
 
-MAX_DEPTH = 64          # a prefetch Bundle's Observation component value is ~10 deep
 MAX_NUMBER_CHARS = 64   # FHIR decimals carry at most 18 digits; 64 digits still fit a float (< 1.8e308)
 
 
