@@ -187,6 +187,15 @@ CASES: list[tuple[str, list[Edit], list[Finding]]] = [
     ("atom-in-a-score-option", [(SCORES, "{fact: kind, is: low}", "{fact: kind, is: lo}")],
      [("condition-atoms", "type-mismatch", SCORES, "lo}",
        "'lo' is not a value of 'kind' (did you mean 'low'?); values: low, high")]),
+    # The population's condition is checked as a rule's is, located in guideline.yaml.
+    ("population-unknown-fact",
+     [(META, "references:\n", "population: {description: d, when: {fact: cout, ge: 1}}\nreferences:\n")],
+     [("condition-atoms", "unknown-fact", META, "cout", "unknown fact 'cout' (did you mean 'count'?)")]),
+    ("population-cites-unknown-reference",
+     [(META, "references:\n", "population: {description: d, when: {fact: flag, is: true}, citations: [1, 2]}\n"
+       "references:\n")],
+     [("population-citations", "unknown-reference", META, "2]",
+       "the population cites reference 2, which guideline.yaml does not define")]),
     ("rule-cites-unknown-reference", [rule("{recommend: r-total}", citations="[1, 3]")],
      [("rule-citations", "unknown-reference", RULES, "3]",
        "rule 'extra' cites reference 3, which guideline.yaml does not define")]),

@@ -65,7 +65,10 @@ def atom_problems(content: Content, atom: Atom, deriving: str | None) -> Iterato
 
 
 def _conditions(content: Content) -> Iterator[tuple[Condition, str | None]]:
-    """Every condition of the guideline, with the derived fact its rule derives (None for scores)."""
+    """Every condition of the guideline, with the derived fact its rule derives (None for scores
+    and the population)."""
+    if content.population is not None:
+        yield content.population.when, None
     for rule in content.rules:
         yield rule.when, rule.derive
     for score in content.scores:
@@ -76,7 +79,7 @@ def _conditions(content: Content) -> Iterator[tuple[Condition, str | None]]:
 
 
 def condition_atoms(content: Content) -> Iterator[Problem]:
-    """Check: each atom of every rule and score condition (unknown fact, type, unit, value)."""
+    """Check: each atom of every rule, score and population condition (unknown fact, type, unit, value)."""
     for cond, deriving in _conditions(content):
         for atom in atoms(cond):
             yield from atom_problems(content, atom, deriving)

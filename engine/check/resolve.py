@@ -93,6 +93,10 @@ class _Resolver:
 def resolve(content: Content) -> tuple[Content, list[Problem]]:
     """(the resolved content, every problem found while binding it)."""
     resolver = _Resolver(content)
+    population = content.population
+    if population is not None:  # read as a rule's condition is, outside any derivation
+        population = replace(population, when=resolver.condition(population.when, None))
     resolved = replace(content, rules=tuple(resolver.rule(r) for r in content.rules),
-                       scores=tuple(resolver.score(s) for s in content.scores), resolved=True)
+                       scores=tuple(resolver.score(s) for s in content.scores), population=population,
+                       resolved=True)
     return resolved, resolver.problems

@@ -49,6 +49,17 @@ def rule_citations(content: Content) -> Iterator[Problem]:
                                     f"guideline.yaml does not define", "citations", i)
 
 
+def population_citations(content: Content) -> Iterator[Problem]:
+    """Check: the population cites only references guideline.yaml defines."""
+    population = content.population
+    if population is None or population.where is None:
+        return
+    for i, ref in enumerate(population.citations):
+        if ref not in content.references:
+            yield population.where.problem("unknown-reference", f"the population cites reference {ref}, which "
+                                           f"guideline.yaml does not define", "citations", i)
+
+
 def rule_codes(content: Content) -> Iterator[Problem]:
     """Check: a rule recommends only codes of the catalogue."""
     for rule, where in _located(content):

@@ -26,6 +26,7 @@ CHECKS: tuple[Check, ...] = (
     Check("duplicate-rule-ids", rules.duplicate_rule_ids, ("duplicate-id",)),
     Check("condition-atoms", conditions.condition_atoms, ("unknown-fact", "type-mismatch", "unit-mismatch")),
     Check("rule-citations", rules.rule_citations, ("unknown-reference",)),
+    Check("population-citations", rules.population_citations, ("unknown-reference",)),
     Check("rule-codes", rules.rule_codes, ("unknown-code",)),
     Check("derive-targets", rules.derive_targets, ("unknown-fact", "type-mismatch")),
     Check("derived-values", rules.derived_values, ("type-mismatch",)),

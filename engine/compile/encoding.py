@@ -43,6 +43,15 @@ class ActionKind(str, Enum):
     SCORE = "score"                        # every item is resolved: total the score
     SCORE_UNDETERMINED = "score-u"
     SCORE_NOT_APPLICABLE = "score-na"
+    POPULATION = "population"              # the patient is known to be in the guideline's population
+    POPULATION_UNDETERMINED = "population-u"  # ... not known: record the facts it waits for
+    POPULATION_NOT_MET = "population-f"    # ... known not to be: no recommendation (contract section 7)
+
+
+# The status each population outcome gives the result's `applicability` (contract section 7).
+POPULATION_STATUS = {ActionKind.POPULATION: "applies", ActionKind.POPULATION_UNDETERMINED: "undetermined",
+                     ActionKind.POPULATION_NOT_MET: "does-not-apply"}
+APPLICABILITY = "applicability"  # the target of population actions, and its name in `missing.needed_for`
 
 
 def item_fact(score: Score, item: ScoreItem) -> str:

@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from engine.compile.encoding import Action, Program
+from engine.compile.encoding import APPLICABILITY, Action, Program
 from engine.model.content import Content, Where
 
 MAX_RULES = 1000           # durable_rules rules (compiled, not YAML rules) in one ruleset
@@ -61,6 +61,8 @@ def where_of(content: Content, action: Action) -> tuple[Where, str]:
         found = action.rule.where, f"rule '{action.rule.id}'"
     elif action.score is not None:
         found = action.score.where, f"score '{action.score.id}'"
+    elif action.target == APPLICABILITY and content.population is not None:
+        found = content.population.where, "the population"
     else:
         found = next(((r.where, f"the rules deriving '{action.target}'") for r in content.rules
                       if r.derive == action.target), found)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.compile.encoding import Action, ActionKind, Pattern, Program, item_fact
+from engine.compile.encoding import APPLICABILITY, Action, ActionKind, Pattern, Program, item_fact
 from engine.compile.kleene import ConditionTooLargeError, Undetermined, branches
 from engine.compile.patterns import branch_patterns, durable_rule
 from engine.model.content import (
@@ -77,12 +77,25 @@ def _numeric_bounds(rules: list[Rule]) -> tuple[float, float] | None:
     return None
 
 
+def _population(b: _Builder, content: Content) -> None:
+    """The population's condition true, undetermined and false, each a durable_rules rule like a
+    recommendation's: whether the guideline applies is matched by the engine, not decided in Python."""
+    if content.population is None:
+        return
+    b.owner, b.owner_where = "the population", content.population.where
+    for kind, mode in ((ActionKind.POPULATION, "T"), (ActionKind.POPULATION_UNDETERMINED, "U"),
+                       (ActionKind.POPULATION_NOT_MET, "F")):
+        for pats in b.each(content.population.when, mode):
+            b.add(Action(kind, APPLICABILITY, pats))
+
+
 def compile_content(content: Content) -> Program:
     """The durable_rules ruleset definition and the action behind each of its rules."""
     if not content.resolved:  # thresholds would reach durable_rules in the unit they were written in
         raise ValueError("compile_content needs content bound by the resolve stage (engine/check/resolve.py)")
     b = _Builder(content)
     b.add(Action(ActionKind.START, "start", (Pattern("m_0", None),)))
+    _population(b, content)
 
     by_fact: dict[str, list[Rule]] = {}
     for rule in content.rules:

@@ -23,6 +23,7 @@ from engine.model.content import (
     NoneKnown,
     Not,
     Operand,
+    Population,
     Recommendation,
     Reference,
     Rule,
@@ -134,6 +135,15 @@ def _fact_spec(name: str, data: dict[str, Any], derived: bool, doc: Document, pa
         fhir_window_hours=data.get("fhir", {}).get("window_hours"), where=Where(doc, path))
 
 
+def _population(data: dict[str, Any] | None, doc: Document) -> Population | None:
+    """guideline.yaml's `population`, located like a rule (None: the guideline applies to everyone)."""
+    if data is None:
+        return None
+    path: Path_ = ("population",)
+    return Population(data["description"], condition(data["when"], doc, path + ("when",)),
+                      data.get("rationale", ""), tuple(data.get("citations", ())), Where(doc, path))
+
+
 def build(docs: dict[str, list[Document]]) -> Content:
     """Typed content from schema-valid documents (call only when read_folder found no problem)."""
     meta_doc = docs["guideline"][0]
@@ -164,6 +174,7 @@ def build(docs: dict[str, list[Document]]) -> Content:
                                 condition(s["applies_when"], doc, path + ("applies_when",)), items,
                                 tuple(s["citations"]), s.get("rationale", ""), Where(doc, path)))
     trace = tuple(docs["traceability"][0].data["statements"]) if docs.get("traceability") else ()
+    population = _population(meta.get("population"), meta_doc)
     return Content(
         metadata=Metadata(meta["id"], meta["title"], meta["version"], meta["status"], meta.get("effective_date"),
                           meta.get("description", ""), tuple(meta["owners"]), tuple(meta.get("reviewers", ()))),
@@ -173,7 +184,7 @@ def build(docs: dict[str, list[Document]]) -> Content:
         catalogue={code: Recommendation(code, c["kind"], c["urgency"], c["title"], c["text"],
                                         Where(catalogue_doc, ("recommendations", code)))
                    for code, c in catalogue_doc.data["recommendations"].items()},
-        rules=tuple(rules), scores=tuple(scores), traceability=trace,
+        rules=tuple(rules), scores=tuple(scores), traceability=trace, population=population,
         where={"guideline": Where(meta_doc, ()), "facts": Where(facts_doc, ()),
                "catalogue": Where(catalogue_doc, ()),
                **({"traceability": Where(docs["traceability"][0], ())} if docs.get("traceability") else {})},

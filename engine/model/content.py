@@ -204,6 +204,18 @@ class Score:
 
 
 @dataclass(frozen=True)
+class Population:
+    """Whom the guideline is for (guideline.yaml `population`): a patient for whom `when` is known
+    false gets no recommendation; undetermined, the facts it waits for are reported missing."""
+
+    description: str
+    when: Condition
+    rationale: str = ""
+    citations: tuple[int, ...] = ()
+    where: Where | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class Reference:
     id: int
     citation: str
@@ -234,6 +246,7 @@ class Content:
     rules: tuple[Rule, ...]
     scores: tuple[Score, ...]
     traceability: tuple[dict[str, Any], ...]
+    population: Population | None = None  # None: the guideline applies to everyone
     where: dict[str, Where] = field(default_factory=dict, compare=False, repr=False)
     resolved: bool = False
 

@@ -15,6 +15,9 @@ from engine.resources import SCHEMA_DIR
 COMPARISONS = ("lt", "le", "gt", "ge")
 SYMBOL = {"lt": "<", "le": "≤", "gt": ">", "ge": "≥"}
 NEGATED_SYMBOL = {"lt": "≥", "le": ">", "gt": "≤", "ge": "<"}  # what "not (x < c)" reads as
+# The same comparisons in clinical words ("age 4 years is below 18 years"), and negated.
+WORDS = {"lt": "is below", "le": "is at most", "gt": "is above", "ge": "is at least"}
+NEGATED_WORDS = {"lt": "is at least", "le": "is above", "gt": "is at most", "ge": "is below"}
 
 
 @lru_cache(maxsize=None)

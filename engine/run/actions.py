@@ -53,6 +53,10 @@ class Evaluation:
         self.missing_inputs: dict[str, set[str]] = {}   # target -> input facts absent
         self.missing_via: dict[str, set[str]] = {}      # target -> undetermined derived facts
         self.rules_fired: set[str] = set()
+        # The population's outcome (contract section 7) and the literals that decided it, with the
+        # values matched: (atom, states, actual); worded by engine/run/applicability.py.
+        self.population_status: str | None = None
+        self.population_found: list[tuple[Any, Any, Any]] = []
         self._emit: Callable[[dict[str, Any]], object] = lambda fact: None
 
     # --- reading matched facts ---------------------------------------------------------
@@ -171,6 +175,20 @@ class Evaluation:
         assert action.rule is not None
         self._record_missing(action.rule.recommend or "", action)
 
+    def _population(self, action: Action, matched: Matched) -> None:
+        status = enc.POPULATION_STATUS[action.kind]
+        if self.population_status not in (None, status):  # Kleene branches of one mode exclude the others
+            raise RuleEngineError(f"the population is both {self.population_status} and {status}")
+        self.population_status = status
+        for p in action.patterns:
+            fact = matched[p.name]
+            for atom, states in p.literals:
+                found = (atom, states, self._actual(p, fact, atom.fact))
+                if found not in self.population_found:  # `$or` branches fire once each
+                    self.population_found.append(found)
+        if action.kind is ActionKind.POPULATION_UNDETERMINED:
+            self._record_missing(action.target, action)
+
     def _derive(self, action: Action, matched: Matched) -> None:
         text, deps = self._explain(action, matched)
         value = self._compute(action.value, action, matched)
@@ -231,6 +249,9 @@ class Evaluation:
         ActionKind.SCORE_NOT_APPLICABLE: _not_applicable,
         ActionKind.SCORE_UNDETERMINED: _score_undetermined,
         ActionKind.SCORE: _score,
+        ActionKind.POPULATION: _population,
+        ActionKind.POPULATION_UNDETERMINED: _population,
+        ActionKind.POPULATION_NOT_MET: _population,
     }
     assert set(_HANDLERS) == set(ActionKind), "every action kind needs a handler"
 

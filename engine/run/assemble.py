@@ -9,6 +9,7 @@ from engine.compile import encoding as enc
 from engine.errors import RuleEngineError
 from engine.model.vocabulary import urgency_rank
 from engine.run.actions import Evaluation
+from engine.run.applicability import applied
 from engine.run.explain import show
 from engine.run.result import MissingFact, RecommendationResult, Result
 
@@ -98,7 +99,7 @@ def result(ev: Evaluation, guideline: dict[str, str], converted: dict[str, float
         resolution = ev.resolved.get(name)
         if resolution is not None and resolution.reasons:
             explanations[name] = tuple(f"by {rule}: {text}" for rule, text, _ in resolution.reasons)
-    return Result(guideline, derived, tuple(recs), missing, frozenset(ev.rules_fired), explanations)
+    return applied(ev, Result(guideline, derived, tuple(recs), missing, frozenset(ev.rules_fired), explanations))
 
 
 def _is_range(ev: Evaluation, name: str) -> bool:

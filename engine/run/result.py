@@ -36,6 +36,19 @@ class MissingFact:
 
 
 @dataclass(frozen=True)
+class Applicability:
+    """Whether the guideline applies to this patient (contract section 7): `status` is applies,
+    does-not-apply or undetermined; `because` the population's parts as decided, in words."""
+
+    status: str = "applies"
+    population: str = "everyone"  # a guideline without `population` applies to everyone, because []
+    because: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "population": self.population, "because": list(self.because)}
+
+
+@dataclass(frozen=True)
 class Result:
     """What the guideline recommends for one patient, why, and what data it lacked."""
 
@@ -47,6 +60,7 @@ class Result:
     explanations: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # What a reader must know about the input itself (e.g. that no fact was given at all).
     notes: tuple[str, ...] = ()
+    applicability: Applicability = field(default_factory=Applicability)
 
     @property
     def codes(self) -> list[str]:
@@ -55,6 +69,7 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         return {
             "guideline": dict(self.guideline),
+            "applicability": self.applicability.to_dict(),
             "derived": dict(self.derived),
             "recommendations": [r.to_dict() for r in self.recommendations],
             "missing": [m.to_dict() for m in self.missing],
