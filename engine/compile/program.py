@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.compile.encoding import APPLICABILITY, Action, ActionKind, Pattern, Program, item_fact
+from engine.compile.encoding import (
+    APPLICABILITY,
+    Action,
+    ActionKind,
+    Pattern,
+    Program,
+    item_fact,
+)
 from engine.compile.kleene import ConditionTooLargeError, Undetermined, branches
 from engine.compile.patterns import branch_patterns, durable_rule
 from engine.model.content import (

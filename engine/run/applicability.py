@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from engine.compile.kleene import T, States
+from engine.compile.kleene import States, T
 from engine.errors import RuleEngineError
 from engine.model.content import Atom
 from engine.model.vocabulary import NEGATED_WORDS, WORDS
