@@ -22,6 +22,7 @@ from engine.run.result import MissingFact, RecommendationResult, Result
 
 SUMMARY_MAX = 139            # CDS Hooks: "<140-character summary"
 MISSING_KEY = "#missing"     # the missing-facts card's key in the uuid ('#' never starts a code)
+APPLICABILITY_KEY = "#applicability"  # the does-not-apply card's key (contract section 7)
 # Fixed namespace: a card's uuid is uuid5(NAMESPACE, service | hookInstance | patient | code).
 NAMESPACE = uuid.UUID("5b0f3c6e-8a2d-5d4e-9c1f-3e7a9b2d4c60")
 _MD_ESCAPE = str.maketrans({c: "\\" + c for c in "\\`*[]<>|~"})
@@ -151,8 +152,27 @@ def missing_card(missing: Sequence[MissingFact], content: Content, guideline: Ma
     }
 
 
+def not_applicable_card(result: Result, context: CardContext) -> dict[str, Any]:
+    """The one card for a patient outside the guideline's population: it does not apply, and why."""
+    a = result.applicability
+    lines = [f"This guideline is for: {md(a.population)}.", "", "**Why it does not apply**", ""]
+    lines += [f"- {md(reason)}" for reason in a.because]
+    lines += ["", "No recommendation of this guideline is given for this patient.", "", _footer(result.guideline)]
+    return {
+        "uuid": card_uuid(context, APPLICABILITY_KEY),
+        "summary": summary(f"Guideline does not apply: {a.population} — {'; '.join(a.because)}"),
+        "indicator": "info",
+        "detail": "\n".join(lines),
+        # Its topic names the card (as a code does a recommendation's), so the audit log's cards line does too.
+        "source": source(result.guideline, APPLICABILITY_KEY, "Whom this guideline is for"),
+    }
+
+
 def cards(result: Result, content: Content, context: CardContext) -> list[dict[str, Any]]:
-    """Every card for one evaluation: the recommendations in result order, then missing facts."""
+    """Every card for one evaluation: the recommendations in result order, then missing facts;
+    for a patient outside the population, only the card saying the guideline does not apply."""
+    if result.applicability.status == "does-not-apply":
+        return [not_applicable_card(result, context)]
     out = [recommendation_card(rec, result.guideline, context) for rec in result.recommendations]
     if result.missing:
         out.append(missing_card(result.missing, content, result.guideline, context))
@@ -160,5 +180,5 @@ def cards(result: Result, content: Content, context: CardContext) -> list[dict[s
 
 
 def codes_by_uuid(cards_: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """uuid -> recommendation code (or MISSING_KEY) for the audit log."""
+    """uuid -> recommendation code (or MISSING_KEY, APPLICABILITY_KEY) for the audit log."""
     return {c["uuid"]: c["source"].get("topic", {}).get("code", MISSING_KEY) for c in cards_}

@@ -20,12 +20,27 @@ def _value(value: object) -> str:
     return "–".join(map(show, value)) if isinstance(value, list) else show(value)
 
 
+def applicability_lines(result: Result) -> list[str]:
+    """Whom the guideline is for, first (contract section 7): outside its population, prominently."""
+    a = result.applicability
+    because = "; ".join(a.because)
+    if a.status == "does-not-apply":
+        return [*_wrap(f"THIS GUIDELINE DOES NOT APPLY: {a.population} — {because}", "", "  "),
+                "  No recommendation is given for this patient.", ""]
+    if a.status == "undetermined":
+        return [*_wrap(f"Not known whether this guideline applies ({a.population}): {because}.", "", "  "), ""]
+    if a.because:
+        return [*_wrap(f"Applies: {a.population} — {because}.", "", "  "), ""]
+    return []  # no population declared: the guideline is for everyone, nothing to say
+
+
 def evaluation(guideline: Guideline, result: Result) -> str:
     """Findings, then recommendations grouped by urgency ("do not" marked), missing data, sources."""
     g = result.guideline
     meta = guideline.content.metadata
     lines = [f"{meta.title} — version {g['version']} ({g['status']}), {g['digest'][:19]}…", ""]
     lines += [*(f"NOTE: {note}" for note in result.notes), *([""] if result.notes else [])]
+    lines += applicability_lines(result)
     lines.append("FINDINGS")
     shown = {k: v for k, v in result.derived.items() if v is not None}
     if not shown:
@@ -35,7 +50,8 @@ def evaluation(guideline: Guideline, result: Result) -> str:
         reason = f"  ({reasons[0]})" if reasons else "  (given)" if name in guideline.content.facts else ""
         lines += _wrap(f"{name} = {_value(value)}{reason}", "  ", "    ")
     lines.append("")
-    if not result.recommendations:
+    outside = result.applicability.status == "does-not-apply"
+    if not result.recommendations and not outside:  # outside: said at the top, and nothing was weighed
         lines += ["No recommendation fires for these facts.", ""]
     cited: set[int] = set()
     for urgency in urgencies():

@@ -14,6 +14,7 @@ from engine.products.render.review import (
     SECTIONS,
     Review,
     RuleView,
+    population_view,
     review,
     rule_groups,
     score_readers,
@@ -89,6 +90,17 @@ def _html_header(rv: Review) -> str:
             f'</span></h1><dl class="meta">{meta_html}</dl>'
             + (f'<p class="note-box">{e(meta.description)}</p>' if meta.description else "")
             + f'<nav class="toc" aria-label="Contents"><strong>Contents</strong><ol>{toc}</ol></nav></header>')
+
+
+def _html_population(rv: Review) -> str:
+    """Whom the guideline is for: outside it, a patient gets no recommendation (contract section 7)."""
+    description, when, rationale, refs = population_view(rv.content)
+    why = f'<p><em>Why:</em> {e(rationale)} {_cites(refs)}</p>' if rationale else ""
+    rule = ('<p class="small">A patient known to be outside this population gets no recommendation; when it is '
+            'not known, recommendations are given and the facts that decide it are listed as missing.</p>'
+            if rv.content.population is not None else "")
+    return (f'<section id="population"><h2>Whom this guideline is for</h2>'
+            f'<p><strong>{e(description)}</strong>: {e(when)}.</p>{why}{rule}</section>')
 
 
 def _html_references(rv: Review) -> str:
@@ -273,7 +285,7 @@ def render_html(content: Content, digest: str) -> str:
     """The guideline as one self-contained HTML document."""
     rv = review(content, digest)
     meta = content.metadata
-    body = "".join((_html_header(rv), _html_references(rv), _html_rules(rv), _html_catalogue(rv),
+    body = "".join((_html_header(rv), _html_population(rv), _html_references(rv), _html_rules(rv), _html_catalogue(rv),
                     _html_scores(rv), _html_thresholds(rv), _html_facts(rv), _html_traceability(rv),
                     _html_flow(rv)))
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

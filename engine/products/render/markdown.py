@@ -12,6 +12,7 @@ from engine.products.render.review import (
     SECTIONS,
     Review,
     RuleView,
+    population_view,
     review,
     rule_groups,
     score_readers,
@@ -74,6 +75,18 @@ def _md_header(rv: Review) -> list[str]:
     if meta.description:
         lines += [f"> {md(meta.description)}", ""]
     lines += ["Contents: " + " · ".join(f"[{title}](#{key})" for key, title in SECTIONS), ""]
+    return lines
+
+
+def _md_population(rv: Review) -> list[str]:
+    """Whom the guideline is for: outside it, a patient gets no recommendation (contract section 7)."""
+    description, when, rationale, refs = population_view(rv.content)
+    lines = [_md_anchor("population"), "## Whom this guideline is for", "", f"**{md(description)}**: {md(when)}.", ""]
+    if rationale:
+        lines += [f"*Why:* {md(rationale)}" + (f" {_md_cites(refs)}" if refs else ""), ""]
+    if rv.content.population is not None:
+        lines += ["A patient known to be outside this population gets no recommendation; when it is not known, "
+                  "recommendations are given and the facts that decide it are listed as missing.", ""]
     return lines
 
 
@@ -219,6 +232,6 @@ def _md_flow(rv: Review) -> list[str]:
 def render_markdown(content: Content, digest: str) -> str:
     """The guideline as one Markdown document with the same sections as the HTML."""
     rv = review(content, digest)
-    lines = [*_md_header(rv), *_md_references(rv), *_md_rules(rv), *_md_catalogue(rv), *_md_scores(rv),
+    lines = [*_md_header(rv), *_md_population(rv), *_md_references(rv), *_md_rules(rv), *_md_catalogue(rv), *_md_scores(rv),
              *_md_thresholds(rv), *_md_facts(rv), *_md_traceability(rv), *_md_flow(rv)]
     return "\n".join(lines).rstrip() + "\n"

@@ -14,7 +14,7 @@ from engine.products.render.texts import then_words
 from engine.products.render.thresholds import ThresholdRow, threshold_rows
 from engine.products.words import binding, condition_words
 
-SECTIONS = (("metadata", "Guideline"), ("references", "References"), ("rules", "Rules"),
+SECTIONS = (("metadata", "Guideline"), ("population", "Whom this guideline is for"), ("references", "References"), ("rules", "Rules"),
             ("catalogue", "Recommendation catalogue"), ("scores", "Scores"), ("thresholds", "Thresholds"),
             ("facts", "Facts dictionary"), ("traceability", "Traceability"), ("flow", "How facts flow"))
 
@@ -40,6 +40,14 @@ class Review:
     cited_by: dict[int, list[str]]          # reference -> rule ids / score ids
     thresholds: dict[str, list[ThresholdRow]]
     uncompared: list[str]                   # numeric facts no rule compares
+
+
+def population_view(content: Content) -> tuple[str, str, str, tuple[int, ...]]:
+    """(description, condition in words, rationale, citations) of the population; everyone if none."""
+    p = content.population
+    if p is None:
+        return ("Everyone", "the guideline declares no population: it applies to every patient", "", ())
+    return (p.description, condition_words(p.when), p.rationale, p.citations)
 
 
 def review(content: Content, digest: str) -> Review:
