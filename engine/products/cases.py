@@ -83,6 +83,10 @@ def _check_case(doc: Document, i: int, raw: dict[str, Any], guideline: Guideline
             if name not in content.facts:
                 problems.append(doc.problem(("cases", i, "expect", key, j), "unknown-fact",
                                             f"unknown input fact '{name}'{did_you_mean(name, content.facts)}"))
+    if raw["expect"].get("applicability", "applies") != "applies" and content.population is None:
+        problems.append(doc.problem(("cases", i, "expect", "applicability"), "no-population",
+                                    "the guideline declares no population (guideline.yaml `population`), "
+                                    "so it applies to every patient"))
     try:
         guideline.evaluate(raw["facts"])
     except InputFactsError as exc:
@@ -129,6 +133,10 @@ def run_case(guideline: Guideline, case: Case) -> CaseOutcome:
     for name in exp.get("not_missing", []):
         if name in missing:
             failures.append(f"expected '{name}' not to be missing; it is")
+    if "applicability" in exp and exp["applicability"] != result.applicability.status:
+        a = result.applicability
+        failures.append(f"expected applicability {exp['applicability']}; it is {a.status} "
+                        f"({a.population}: {'; '.join(a.because) or 'no reason given'})")
     return CaseOutcome(case, failures, result.rules_fired)
 
 
