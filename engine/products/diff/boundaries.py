@@ -43,7 +43,6 @@ def thresholds(content: Content) -> tuple[dict[str, set[float]], set[str]]:
     conds = [r.when for r in content.rules]
     conds += [s.applies_when for s in content.scores]
     conds += [opt.when for s in content.scores for item in s.items for opt in item.options]
-    conds += [content.population.when] if content.population is not None else []  # who is in scope
     found: dict[str, set[float]] = {}
     derived_only: set[str] = set()
     for a in (a for c in conds for a in atoms(c)):
