@@ -216,6 +216,7 @@ def thresholds(ref: Reference) -> dict[str, set[Fraction]]:
 
     walk([r["when"] for r in ref.rules])
     walk(ref.scores)
+    walk(ref.population)  # the ages beside 18 years, where the guideline starts to apply
     return found
 
 

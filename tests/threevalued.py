@@ -53,6 +53,7 @@ class Reference:
     derived: dict[str, dict[str, Any]]
     rules: list[dict[str, Any]]
     scores: list[dict[str, Any]]
+    population: dict[str, Any] | None = None  # guideline.yaml `population` (None: everyone)
 
     @classmethod
     def read(cls, folder: Path) -> Reference:
@@ -63,7 +64,8 @@ class Reference:
         scores_file = folder / "scores.yaml"
         scores = (yaml.safe_load(scores_file.read_text(encoding="utf-8")) or {}).get("scores") or [] \
             if scores_file.exists() else []
-        return cls(facts.get("inputs") or {}, facts.get("derived") or {}, rules, scores)
+        meta = yaml.safe_load((folder / "guideline.yaml").read_text(encoding="utf-8")) or {}
+        return cls(facts.get("inputs") or {}, facts.get("derived") or {}, rules, scores, meta.get("population"))
 
     # --- the facts a patient gives -------------------------------------------------------------
 
@@ -223,4 +225,7 @@ class _Evaluation:
             derived[name] = v
         codes = {rule["then"]["recommend"] for rule in self.ref.rules
                  if "recommend" in rule["then"] and self.cond(rule["when"]) == T}
+        # Contract section 7: outside the population (its condition known false) nothing is recommended.
+        if self.ref.population is not None and self.cond(self.ref.population["when"]) == F:
+            codes = set()
         return Outcome(derived, codes)
