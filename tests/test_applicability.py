@@ -250,3 +250,38 @@ def test_a_case_expecting_does_not_apply_without_a_population_is_rejected(bundle
     assert main(["test", str(bundled_copy)]) == 2
     out = capsys.readouterr()
     assert "no-population" in out.out + out.err and "applicability.yaml" in out.out + out.err
+
+
+# --- the rendered document and the semantic diff -------------------------------------------------
+
+def test_render_has_a_whom_this_guideline_is_for_section() -> None:
+    from engine.products.render.document import render
+
+    markdown = render(None, "markdown")
+    section = markdown.split('<a id="population"></a>', 1)[1].split("<a id=", 1)[0]
+    assert "## Whom this guideline is for" in section
+    assert f"**{ADULTS}**: age ≥ 18 years." in section
+    assert "validated in adults" in section and "(#ref-1)" in section and "(#ref-2)" in section
+    html = render(None, "html")
+    assert '<section id="population"><h2>Whom this guideline is for</h2>' in html
+    assert '<a href="#population">Whom this guideline is for</a>' in html
+
+
+def test_the_semantic_diff_reports_a_population_change(guideline: engine.Guideline, bundled_copy: Path) -> None:
+    from engine.pipeline import analyse
+    from engine.products.diff.results import MAJOR, MINOR
+    from engine.products.diff.semantic import semantic_diff
+
+    replace_once(bundled_copy / "guideline.yaml", "ge: 18, unit: a}", "ge: 16, unit: a}")
+    narrowed = analyse(bundled_copy).content
+    assert narrowed is not None
+    changes = [c for c in semantic_diff(narrowed, guideline.content) if c.area == "population"]
+    assert [(c.field, c.level, c.old, c.new) for c in changes] == [
+        ("when", MAJOR, "age ≥ 16 years", "age ≥ 18 years")]
+    replace_once(bundled_copy / "guideline.yaml", POPULATION.replace("18, unit", "16, unit"), "")
+    everyone = analyse(bundled_copy).content
+    assert everyone is not None
+    assert [(c.what, c.level) for c in semantic_diff(guideline.content, everyone) if c.area == "population"] == [
+        ("removed", MINOR)]
+    assert [(c.what, c.level) for c in semantic_diff(everyone, guideline.content) if c.area == "population"] == [
+        ("added", MAJOR)]

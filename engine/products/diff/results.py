@@ -21,7 +21,7 @@ def rank(level: str) -> int:
 class Change:
     """One semantic difference, and the version bump it requires on its own."""
 
-    area: str        # guideline | reference | input fact | derived fact | catalogue | rule | score | traceability
+    area: str        # guideline | population | reference | input fact | derived fact | catalogue | rule | score | traceability
     key: str         # the element's id or name
     what: str        # added | removed | changed
     field: str       # the changed field ('' for added / removed)

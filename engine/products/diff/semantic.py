@@ -74,6 +74,25 @@ def _metadata(old: Metadata, new: Metadata) -> Iterator[Change]:
                                map(_person, getattr(new, name)), PATCH, PATCH)
 
 
+def _population(old: Content, new: Content) -> Iterator[Change]:
+    """Whom the guideline is for: narrowing it withdraws every recommendation from some patients."""
+    o, n, key = old.population, new.population, new.metadata.id
+    if o is None and n is None:
+        return
+    if o is None or n is None:
+        level, what = (MAJOR, "added") if o is None else (MINOR, "removed")  # removed: for everyone now
+        shown = n or o
+        assert shown is not None
+        yield Change("population", key, what, "", f"{what}: {shown.description} ({condition_words(shown.when)})", level)
+        return
+    if ckey(o.when, meaning=True) != ckey(n.when, meaning=True):
+        yield Change("population", key, "changed", "when", f"condition {condition_words(o.when)} → "
+                     f"{condition_words(n.when)}", MAJOR, condition_words(o.when), condition_words(n.when))
+    yield from _text("population", key, "description", o.description, n.description)
+    yield from _text("population", key, "rationale", o.rationale, n.rationale)
+    yield from _set_change("population", key, "citations", o.citations, n.citations, PATCH, PATCH)
+
+
 def _references(old: Content, new: Content) -> Iterator[Change]:
     removed, added, common = _keyed(old.references, new.references)
     for ref in removed:
@@ -306,5 +325,5 @@ def _traceability(old: Content, new: Content) -> Iterator[Change]:
 def semantic_diff(old: Content, new: Content) -> tuple[Change, ...]:
     """Every difference in meaning between two contents, area by area, each with its bump level."""
     pair = Pair(old, new)
-    return (*_metadata(old.metadata, new.metadata), *_references(old, new), *_facts(old, new),
+    return (*_metadata(old.metadata, new.metadata), *_population(old, new), *_references(old, new), *_facts(old, new),
             *_catalogue(old, new), *_rules(pair), *_scores(pair), *_traceability(old, new))
