@@ -30,10 +30,16 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time see __getat
         validate,  # the guideline's checks plus releases.yaml (and --release)
     )
     from engine.resources import BUNDLED_GUIDELINE
-    from engine.run.result import MissingFact, RecommendationResult, Result
+    from engine.run.result import (
+        Applicability,
+        MissingFact,
+        RecommendationResult,
+        Result,
+    )
 
 # public name -> (module, attribute)
 _EXPORTS = {
+    "Applicability": ("engine.run.result", "Applicability"),
     "BUNDLED_GUIDELINE": ("engine.resources", "BUNDLED_GUIDELINE"),
     "AuditLog": ("engine.products.audit", "AuditLog"),
     "AuditLogError": ("engine.products.audit", "AuditLogError"),
@@ -57,6 +63,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "Applicability",
     "AuditLog",
     "AuditLogError",
     "BUNDLED_GUIDELINE",

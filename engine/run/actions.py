@@ -13,9 +13,9 @@ from typing import Any
 
 from engine.compile import encoding as enc
 from engine.compile.encoding import Action, ActionKind, Pattern, Program
-from engine.compile.kleene import U
+from engine.compile.kleene import States, U
 from engine.errors import RuleEngineError
-from engine.model.content import Content, Formula, Operand
+from engine.model.content import Atom, Content, Formula, Operand
 from engine.model.units import exact, to_float
 from engine.run.durable import Matched
 from engine.run.explain import describe, show
@@ -56,7 +56,7 @@ class Evaluation:
         # The population's outcome (contract section 7) and the literals that decided it, with the
         # values matched: (atom, states, actual); worded by engine/run/applicability.py.
         self.population_status: str | None = None
-        self.population_found: list[tuple[Any, Any, Any]] = []
+        self.population_found: list[tuple[Atom, States, Any]] = []
         self._emit: Callable[[dict[str, Any]], object] = lambda fact: None
 
     # --- reading matched facts ---------------------------------------------------------
