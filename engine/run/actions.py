@@ -13,9 +13,9 @@ from typing import Any
 
 from engine.compile import encoding as enc
 from engine.compile.encoding import Action, ActionKind, Pattern, Program
-from engine.compile.kleene import U
+from engine.compile.kleene import States, U
 from engine.errors import RuleEngineError
-from engine.model.content import Content, Formula, Operand
+from engine.model.content import Atom, Content, Formula, Operand
 from engine.model.units import exact, to_float
 from engine.run.durable import Matched
 from engine.run.explain import describe, show
@@ -32,6 +32,16 @@ class Resolution:
     lo: float | None = None
     hi: float | None = None
     reasons: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)  # (rule, text, deps)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One literal of a matched branch: the atom, the truth states it accepted, the value seen, in words."""
+
+    atom: Atom
+    states: States
+    actual: Any
+    text: str
 
 
 @dataclass
@@ -53,6 +63,11 @@ class Evaluation:
         self.missing_inputs: dict[str, set[str]] = {}   # target -> input facts absent
         self.missing_via: dict[str, set[str]] = {}      # target -> undetermined derived facts
         self.rules_fired: set[str] = set()
+        # Why-not only (engine/run/why_not.py): per rule, the parts of its condition the engine
+        # matched as known false (RECOMMEND_FALSE) or, when `explain_undecided`, as undetermined.
+        self.false_parts: dict[str, list[Part]] = {}
+        self.undecided: dict[str, list[Part]] = {}
+        self.explain_undecided = False
         self._emit: Callable[[dict[str, Any]], object] = lambda fact: None
 
     # --- reading matched facts ---------------------------------------------------------
@@ -81,6 +96,17 @@ class Evaluation:
                 if part not in parts:
                     parts.append(part)
         return "; ".join(parts) or "always", tuple(deps)
+
+    def _parts(self, action: Action, matched: Matched, into: dict[str, list[Part]]) -> None:
+        """Each literal of the matched patterns in words, with the value matched, once per rule."""
+        parts = into.setdefault(action.target, [])
+        for p in action.patterns:
+            fact = matched[p.name]
+            for atom, states in p.literals:
+                actual = self._actual(p, fact, atom.fact)
+                part = Part(atom, states, actual, describe(atom, states, actual, self.unit(atom.fact)))
+                if part.text not in (known.text for known in parts):
+                    parts.append(part)
 
     def _record_missing(self, target: str, action: Action) -> None:
         """Which facts left `target` undetermined: read from the patient and the derived facts
@@ -170,6 +196,11 @@ class Evaluation:
     def _recommend_undetermined(self, action: Action, matched: Matched) -> None:
         assert action.rule is not None
         self._record_missing(action.rule.recommend or "", action)
+        if self.explain_undecided:  # a why-not evaluation: decoding the match costs, so only then
+            self._parts(action, matched, self.undecided)
+
+    def _recommend_false(self, action: Action, matched: Matched) -> None:
+        self._parts(action, matched, self.false_parts)  # records only: nothing is derived or recommended
 
     def _derive(self, action: Action, matched: Matched) -> None:
         text, deps = self._explain(action, matched)
@@ -223,6 +254,7 @@ class Evaluation:
         ActionKind.START: _start,
         ActionKind.RECOMMEND: _recommend,
         ActionKind.RECOMMEND_UNDETERMINED: _recommend_undetermined,
+        ActionKind.RECOMMEND_FALSE: _recommend_false,
         ActionKind.DERIVE: _derive,
         ActionKind.ITEM: _derive,
         ActionKind.DERIVE_UNDETERMINED: _derive_undetermined,
