@@ -85,7 +85,6 @@ class Guideline:
             audit_log.append(self.info, canonical, result)
         return result
 
-
     def _run(self, canonical: dict[str, Any], converted: dict[str, float]) -> Result:
         return run(self.content, self.program, self._ruleset, canonical, self.info, converted)
 
