@@ -13,6 +13,7 @@ from engine.loader import schema as _schema
 from engine.loader.folder import display_name
 from engine.loader.yamlio import read_yaml
 from engine.model.source import Document
+from engine.products.explore_cases import explore_failures, explore_problems
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ def _check_case(doc: Document, i: int, raw: dict[str, Any], guideline: Guideline
             if name not in content.facts:
                 problems.append(doc.problem(("cases", i, "expect", key, j), "unknown-fact",
                                             f"unknown input fact '{name}'{did_you_mean(name, content.facts)}"))
+    problems += explore_problems(doc, i, raw["expect"], content)
     try:
         guideline.evaluate(raw["facts"])
     except InputFactsError as exc:
@@ -129,6 +131,7 @@ def run_case(guideline: Guideline, case: Case) -> CaseOutcome:
     for name in exp.get("not_missing", []):
         if name in missing:
             failures.append(f"expected '{name}' not to be missing; it is")
+    failures += explore_failures(guideline, case)
     return CaseOutcome(case, failures, result.rules_fired)
 
 

@@ -56,6 +56,8 @@ def why_not_section(result: Result) -> list[str]:
     lines = ["WHY NOT"]
     for entry in result.why_not:
         lines.append(f"  {entry.code}: {_STATUS[entry.status]}")
-        for reason in entry.because:
+        # A fired code's full chain is in its recommendation above: here only the rules that fired.
+        reasons = [r for r in entry.because if r.startswith("rule ")] if entry.status == "fired" else entry.because
+        for reason in reasons:
             lines += _wrap(reason, "      ")
     return [*lines, ""]
