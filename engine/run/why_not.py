@@ -99,8 +99,20 @@ def _entry(ev: Evaluation, base: Result, code: str) -> WhyNotEntry:
     elif not rules:
         because = ("no rule recommends this code",)
     else:
-        because = tuple(_line(rule, o) for rule, o in zip(rules, outcomes, strict=True))
+        because = tuple(dict.fromkeys(line for rule, o in zip(rules, outcomes, strict=True)
+                                      for line in (_line(rule, o), *_derivations(ev, base, rule, o))))
     return WhyNotEntry(code, status, tuple(because), outcomes)
+
+
+def _derivations(ev: Evaluation, base: Result, rule: Rule, outcome: WhyNotRule) -> list[str]:
+    """How each derived fact a false part reads got its value (one level, as `explanations` has it),
+    so "febrile_neutropenia is false" comes with the finding that made it false."""
+    if outcome.status != "not-fired":
+        return []
+    names = dict.fromkeys(p.atom.fact for p in ev.false_parts.get(rule.id, ())
+                          if p.atom.binding is not None and p.atom.binding.derived and p.atom.fact in base.derived)
+    return [f"{name} = {show(base.derived[name], ev.unit(name))} {line}"
+            for name in names for line in base.explanations.get(name, ())]
 
 
 def _line(rule: Rule, outcome: WhyNotRule) -> str:
@@ -120,7 +132,7 @@ def _outcome(ev: Evaluation, base: Result, rule: Rule, fired: tuple[str, ...] | 
         return WhyNotRule(rule.id, "undetermined", tuple(dict.fromkeys(map(_undecided, undecided))),
                           _waits_for(ev, base, undecided))
     if rule.id in ev.false_parts:
-        return WhyNotRule(rule.id, "not-fired", tuple(p.text for p in _ordered(rule, ev.false_parts[rule.id])))
+        return WhyNotRule(rule.id, "not-fired", tuple(map(_false, _ordered(rule, ev.false_parts[rule.id]))))
     # Kleene expansion gives every rule exactly one outcome; none means the compiled program is wrong.
     raise RuleEngineError(f"rule '{rule.id}' reached no outcome (true, false or undetermined) for this patient")
 
@@ -131,6 +143,13 @@ def _undecided(part: Part) -> str:
         return f"{part.atom.fact} is not given"
     bounds = f" ({show(part.actual)})" if isinstance(part.actual, list) else ""
     return f"{part.atom.fact} is undetermined{bounds}"
+
+
+def _false(part: Part) -> str:
+    """A known-false part in words; a derived fact matched as not applicable has no value to show."""
+    if part.actual is None and part.atom.binding is not None and part.atom.binding.derived:
+        return f"{part.atom.fact} does not apply"
+    return part.text
 
 
 def _ordered(rule: Rule, parts: list[Part]) -> list[Part]:
