@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import replace_once
 
 import engine
 from engine.cli import main
 from engine.products.cases import Case, run_case
 from engine.run import what_if as _what_if
 from engine.run.what_if import MAX_WHAT_IF_EVALUATIONS, value_classes
-from conftest import replace_once
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.json"))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import replace_once
 
 import engine
 from engine.cli import main
@@ -19,7 +20,6 @@ from engine.pipeline import analyse
 from engine.products.cases import Case, load_cases, run_case
 from engine.run import why_not as _why_not
 from engine.run.why_not import MAX_WHY_NOT_CODES, UnknownCodeError
-from conftest import replace_once
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.json"))

@@ -131,7 +131,7 @@ def run_case(guideline: Guideline, case: Case) -> CaseOutcome:
     for name in exp.get("not_missing", []):
         if name in missing:
             failures.append(f"expected '{name}' not to be missing; it is")
-    failures += explore_failures(guideline, case)
+    failures += explore_failures(guideline, case.facts, exp)
     return CaseOutcome(case, failures, result.rules_fired)
 
 

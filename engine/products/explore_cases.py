@@ -8,16 +8,13 @@ codes it adds and removes are exactly these (in any order).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.errors import Problem, did_you_mean
+from engine.guideline import Guideline
 from engine.model.content import Content
 from engine.model.source import Document
 from engine.run.result import Result, WhatIfEntry
-
-if TYPE_CHECKING:  # cases.py imports this module: the Case type only for annotations
-    from engine.guideline import Guideline
-    from engine.products.cases import Case
 
 
 def explore_problems(doc: Document, i: int, expect: dict[str, Any], content: Content) -> list[Problem]:
@@ -67,12 +64,12 @@ def _what_if_failures(fact: str, expected: list[dict[str, Any]], entry: WhatIfEn
     return failures
 
 
-def explore_failures(guideline: Guideline, case: Case) -> list[str]:
+def explore_failures(guideline: Guideline, facts: dict[str, Any], expect: dict[str, Any]) -> list[str]:
     """The unmet why-not / what-if expectations of one case ([] when it has none: nothing is run)."""
-    why_not, what_if = case.expect.get("why_not", {}), case.expect.get("what_if", {})
+    why_not, what_if = expect.get("why_not", {}), expect.get("what_if", {})
     if not why_not and not what_if:
         return []
-    result: Result = guideline.evaluate(case.facts, what_if=bool(what_if), why_not=list(why_not))
+    result: Result = guideline.evaluate(facts, what_if=bool(what_if), why_not=list(why_not))
     failures = []
     for entry in result.why_not or ():
         if entry.status != why_not[entry.code]:
