@@ -19,9 +19,10 @@ from engine.model.content import Atom, Content, atoms
 from engine.run.result import Result, WhatIfEntry, WhatIfScenario
 
 # At most this many scenario evaluations for one what-if request. Each costs one evaluation
-# (~2-5 ms on the bundled guideline); the bundled guideline's sparsest example patient needs 81,
-# `{}` 85 (README, "What would change the advice"). The cap bounds a guideline with many
-# thresholds per fact; an entry whose scenarios it cut says so ("truncated": true).
+# (~2 ms of CPU on the bundled guideline); of the example patients `{}` needs the most, 72 (README,
+# "What would change the advice"), so the cap leaves room for a guideline with more facts or more
+# thresholds per fact while bounding one request to well under a second. An entry whose scenarios
+# it cut says so ("truncated": true); the facts after it get no scenario at all.
 MAX_WHAT_IF_EVALUATIONS = 200
 
 _HOLDS: dict[str, Callable[[Fraction, Fraction], bool]] = {
