@@ -40,7 +40,9 @@ def what_if_section(content: Content, result: Result) -> list[str]:
             lines += _wrap(f"{entry.fact} {show(scenario.value, unit)}: {_change(scenario)}", "  ")
         if entry.truncated:
             cut.append(entry.fact)
-    if len(unchanged) == len(result.what_if):
+    if not result.what_if:
+        lines.append("  no missing fact could change the advice")
+    elif len(unchanged) == len(result.what_if):
         lines.append("  no single missing fact changes the advice on its own")
     elif unchanged:
         lines += _wrap(f"… {len(unchanged)} more change nothing on their own: {', '.join(unchanged)}", "  ")
