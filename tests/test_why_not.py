@@ -218,3 +218,17 @@ def test_a_case_checks_why_not_statuses(guideline: engine.Guideline, bundled_cop
     _, problems = load_cases(bundled_copy, guideline)
     assert sorted(p.code for p in problems) == ["unknown-code", "unknown-code", "unknown-fact"]
     assert any("did you mean 'fn-oral-step-down'" in p.message for p in problems)
+
+
+def test_every_clinical_case_answers_why_not_for_every_code(guideline: engine.Guideline) -> None:
+    # The why-not ruleset (62 more rules) on every case's patient: never an engine error (durable_rules'
+    # match stack), always the normal result, and fired exactly for the codes that fired.
+    cases, problems = load_cases(guideline.path, guideline)
+    assert not problems and len(cases) > 100
+    codes = list(guideline.content.catalogue)
+    for case in cases:
+        plain = guideline.evaluate(case.facts)
+        asked = guideline.evaluate(case.facts, why_not=codes)
+        assert asked.codes == plain.codes, case.id
+        assert [e.code for e in asked.why_not or () if e.status == "fired"] == \
+            [c for c in codes if c in plain.codes], case.id
