@@ -95,7 +95,10 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: Text
     guideline = load(args.guideline)  # None: the bundled guideline, exactly as the API loads it
     facts = _read_patient(args.file, stdin) if args.fhir is None else _fhir_facts(args, guideline, err, stdin)
     log = _audit.AuditLog(args.audit_log) if args.audit_log else None  # no result unless its line is written
-    result = guideline.evaluate(facts, audit_log=log, what_if=args.what_if, why_not=args.why_not or ())
+    # Only the options given, so an evaluation without them is the same call as before.
+    given = (("audit_log", log), ("what_if", args.what_if), ("why_not", args.why_not))
+    options: dict[str, Any] = {name: value for name, value in given if value}
+    result = guideline.evaluate(facts, **options)
     err.writelines(f"note: {note}\n" for note in result.notes)
     if args.format == "json":
         json.dump(result.to_dict(), out, ensure_ascii=False, indent=2)
