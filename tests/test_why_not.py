@@ -55,7 +55,7 @@ def test_not_fired_names_the_false_parts_with_their_values(guideline: engine.Gui
     (entry,) = guideline.evaluate(HIGH_RISK, why_not=["fn-oral-step-down"]).why_not or ()
     assert entry.status == "not-fired"
     (rule,) = entry.rules
-    assert rule.because == ("fn_risk is high, not low", "clinically_stable_hours 0 h < 24 h",
+    assert rule.because == ("fn_risk is high, not low", "clinically_stable_hours 0 h is below 24 h",
                             "on_fluoroquinolone_prophylaxis is true")
     assert entry.because[0].startswith("rule fn-oral-step-down (Oral step-down for low-risk patients): fn_risk is high")
 
@@ -96,7 +96,7 @@ def test_a_code_with_several_rules_is_reported_per_rule(bundled_copy: Path) -> N
     (entry,) = g.evaluate({**HIGH_RISK, "clinically_stable_hours": 12}, why_not=["fn-oral-step-down"]).why_not or ()
     assert [(r.rule, r.status) for r in entry.rules] == [("fn-oral-step-down", "not-fired"),
                                                         ("fn-oral-step-down-stable", "not-fired")]
-    assert entry.rules[1].because == ("fn_risk is high, not low", "clinically_stable_hours 12 h < 48 h")
+    assert entry.rules[1].because == ("fn_risk is high, not low", "clinically_stable_hours 12 h is below 48 h")
     assert [line.split(":")[0] for line in entry.because if line.startswith("rule ")] == [
         "rule fn-oral-step-down (Oral step-down for low-risk patients)",
         "rule fn-oral-step-down-stable (Oral step-down when stable for 48 hours)"]
@@ -210,7 +210,7 @@ def test_a_case_checks_why_not_statuses(guideline: engine.Guideline, bundled_cop
     outcome = run_case(guideline, Case("c", HIGH_RISK, {"why_not": {"fn-oral-step-down": "fired"}}, "x.yaml", 1))
     assert outcome.failures == ["why-not fn-oral-step-down: expected fired, got not-fired (rule fn-oral-step-down "
                                 "(Oral step-down for low-risk patients): fn_risk is high, not low; "
-                                "clinically_stable_hours 0 h < 24 h; on_fluoroquinolone_prophylaxis is true; fn_risk = high by "
+                                "clinically_stable_hours 0 h is below 24 h; on_fluoroquinolone_prophylaxis is true; fn_risk = high by "
                                 "fn-risk-high: febrile_neutropenia is true; mascc_score 4 < 21)"]
     (bundled_copy / "cases" / "typo.yaml").write_text(
         "cases:\n  - name: typo\n    facts: {anc: 0.4}\n    expect:\n      why_not: {fn-oral-stepdown: fired}\n"

@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from engine.compile.encoding import INPUT, TYPE, Program
-from engine.compile.kleene import U
+from engine.compile.kleene import T, U
 from engine.compile.program import compile_why_not
 from engine.errors import BadInputError, RuleEngineError, did_you_mean
 from engine.model.content import Content, Rule, atoms
@@ -132,7 +132,7 @@ def _outcome(ev: Evaluation, base: Result, rule: Rule, fired: tuple[str, ...] | 
         return WhyNotRule(rule.id, "undetermined", tuple(dict.fromkeys(map(_undecided, undecided))),
                           _waits_for(ev, base, undecided))
     if rule.id in ev.false_parts:
-        return WhyNotRule(rule.id, "not-fired", tuple(map(_false, _ordered(rule, ev.false_parts[rule.id]))))
+        return WhyNotRule(rule.id, "not-fired", tuple(_false(ev, p) for p in _ordered(rule, ev.false_parts[rule.id])))
     # Kleene expansion gives every rule exactly one outcome; none means the compiled program is wrong.
     raise RuleEngineError(f"rule '{rule.id}' reached no outcome (true, false or undetermined) for this patient")
 
@@ -145,10 +145,21 @@ def _undecided(part: Part) -> str:
     return f"{part.atom.fact} is undetermined{bounds}"
 
 
-def _false(part: Part) -> str:
-    """A known-false part in words; a derived fact matched as not applicable has no value to show."""
-    if part.actual is None and part.atom.binding is not None and part.atom.binding.derived:
-        return f"{part.atom.fact} does not apply"
+# A comparison in words, as a clinician reads it; a false one is said as the comparison that holds.
+_WORDS = {"lt": "is below", "le": "is at most", "gt": "is above", "ge": "is at least"}
+_HOLDS_WHEN_FALSE = {"lt": "ge", "le": "gt", "gt": "le", "ge": "lt"}
+
+
+def _false(ev: Evaluation, part: Part) -> str:
+    """A known-false part in words: 'clinically_stable_hours 12 h is below 24 h'; a derived fact
+    matched as not applicable has no value to show."""
+    atom = part.atom
+    if part.actual is None and atom.binding is not None and atom.binding.derived:
+        return f"{atom.fact} does not apply"
+    if atom.op in _WORDS and isinstance(part.actual, (int, float)) and not isinstance(part.actual, bool):
+        op = atom.op if T in part.states else _HOLDS_WHEN_FALSE[atom.op]
+        unit = ev.unit(atom.fact)
+        return f"{atom.fact} {show(part.actual, unit)} {_WORDS[op]} {show(atom.value, atom.unit or unit)}"
     return part.text
 
 
