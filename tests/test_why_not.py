@@ -3,6 +3,7 @@ code, through a separate why-not ruleset built lazily and once; API, CLI, cases,
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import threading
@@ -232,3 +233,18 @@ def test_every_clinical_case_answers_why_not_for_every_code(guideline: engine.Gu
         assert asked.codes == plain.codes, case.id
         assert [e.code for e in asked.why_not or () if e.status == "fired"] == \
             [c for c in codes if c in plain.codes], case.id
+
+
+def test_a_recommendation_withheld_after_matching_is_not_fired_and_says_so(
+        guideline: engine.Guideline, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Contract section 7: a patient outside the population gets no recommendation although rules match.
+    real = _why_not.assemble
+
+    def withholding(*args: Any) -> Any:
+        return dataclasses.replace(real(*args), recommendations=())
+
+    monkeypatch.setattr(_why_not, "assemble", withholding)
+    (entry,) = guideline.evaluate(HIGH_RISK, why_not=["fn-high-risk-inpatient"]).why_not or ()
+    assert entry.status == "not-fired"
+    assert entry.rules[0].because == ("its condition holds, but the result withholds the recommendation "
+                                      "(see applicability)",)

@@ -125,6 +125,11 @@ def _line(rule: Rule, outcome: WhyNotRule) -> str:
 def _outcome(ev: Evaluation, base: Result, rule: Rule, fired: tuple[str, ...] | None) -> WhyNotRule:
     if fired is not None:
         return WhyNotRule(rule.id, "fired", tuple(line for line in fired if line.startswith(f"rule {rule.id} (")))
+    if any(f.rule == rule.id for f in ev.recs.get(rule.recommend or "", ())):
+        # The engine matched the condition, but the result does not carry the recommendation: a
+        # stage after matching withheld it (contract section 7: a patient outside the population).
+        return WhyNotRule(rule.id, "not-fired", ("its condition holds, but the result withholds the "
+                                                 "recommendation (see applicability)",))
     if rule.id in ev.undecided:
         # The literals that need "undetermined" and met no value (a part already true is not undecided).
         undecided = [p for p in _ordered(rule, ev.undecided[rule.id])
