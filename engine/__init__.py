@@ -35,7 +35,12 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time see __getat
         MissingFact,
         RecommendationResult,
         Result,
+        WhatIfEntry,
+        WhatIfScenario,
+        WhyNotEntry,
+        WhyNotRule,
     )
+    from engine.run.why_not import UnknownCodeError
 
 # public name -> (module, attribute)
 _EXPORTS = {
@@ -60,6 +65,12 @@ _EXPORTS = {
     "load": ("engine.guideline", "load"),
     "validate": ("engine.products.release", "validate"),
     "verify_audit_log": ("engine.products.audit", "verify"),
+    # what-if / why-not (contract section 8)
+    "UnknownCodeError": ("engine.run.why_not", "UnknownCodeError"),
+    "WhatIfEntry": ("engine.run.result", "WhatIfEntry"),
+    "WhatIfScenario": ("engine.run.result", "WhatIfScenario"),
+    "WhyNotEntry": ("engine.run.result", "WhyNotEntry"),
+    "WhyNotRule": ("engine.run.result", "WhyNotRule"),
 }
 
 __all__ = [
@@ -84,6 +95,11 @@ __all__ = [
     "load",
     "validate",
     "verify_audit_log",
+    "UnknownCodeError",
+    "WhatIfEntry",
+    "WhatIfScenario",
+    "WhyNotEntry",
+    "WhyNotRule",
 ]
 assert sorted(__all__) == sorted(_EXPORTS)  # one list of public names, spelt out for tools
 

@@ -94,10 +94,11 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: Text
         raise UsageError(args.parser, "--facts, --as-of and --include-preliminary go with --fhir")
     guideline = load(args.guideline)  # None: the bundled guideline, exactly as the API loads it
     facts = _read_patient(args.file, stdin) if args.fhir is None else _fhir_facts(args, guideline, err, stdin)
-    if args.audit_log:  # no result unless its audit line is written
-        result = guideline.evaluate(facts, audit_log=_audit.AuditLog(args.audit_log))
-    else:
-        result = guideline.evaluate(facts)
+    log = _audit.AuditLog(args.audit_log) if args.audit_log else None  # no result unless its line is written
+    # Only the options given, so an evaluation without them is the same call as before.
+    given = (("audit_log", log), ("what_if", args.what_if), ("why_not", args.why_not))
+    options: dict[str, Any] = {name: value for name, value in given if value}
+    result = guideline.evaluate(facts, **options)
     err.writelines(f"note: {note}\n" for note in result.notes)
     if args.format == "json":
         json.dump(result.to_dict(), out, ensure_ascii=False, indent=2)
@@ -274,6 +275,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--include-preliminary", action="store_true",
                    help="with --fhir: also use preliminary Observations")
     p.add_argument("--audit-log", metavar="LOG", help="append this evaluation to a hash-chained audit log")
+    p.add_argument("--what-if", action="store_true", help="also what each missing fact's decision-relevant "
+                   "values would add to or remove from the advice (evaluated on the engine)")
+    p.add_argument("--why-not", action="append", metavar="CODE", help="also why this catalogue code fired, did "
+                   "not fire or is undetermined (repeatable)")
     p = _command(sub, "validate", cmd_validate, "schema and semantic checks of a guideline folder", folder="dir")
     p.add_argument("--release", action="store_true",
                    help="also require: approved, reviewers, effective date, the digest recorded for its version")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,6 +17,9 @@ from engine.run.durable import Ruleset
 from engine.run.evaluate import run
 from engine.run.input import NO_FACTS, check_facts
 from engine.run.result import Result
+from engine.run.what_if import what_if as _what_if
+from engine.run.why_not import WhyNotRuleset, checked_codes
+from engine.run.why_not import explain as _why_not
 
 
 class AuditSink(Protocol):
@@ -40,6 +43,8 @@ class Guideline:
         self.path = path
         self._ruleset = Ruleset(program.definition)
         weakref.finalize(self, self._ruleset.close)
+        self._why_not = WhyNotRuleset(content, program)  # built on the first why-not question
+        weakref.finalize(self, self._why_not.close)
 
     @property
     def id(self) -> str:
@@ -54,20 +59,34 @@ class Guideline:
         return {"id": self.id, "version": self.version, "digest": self.digest,
                 "title": self.content.metadata.title, "status": self.content.metadata.status}
 
-    def evaluate(self, facts: Mapping[str, Any], audit_log: AuditSink | None = None) -> Result:
+    def evaluate(self, facts: Mapping[str, Any], audit_log: AuditSink | None = None, *,
+                 what_if: bool = False, why_not: Sequence[str] = ()) -> Result:
         """Recommendations for one patient's facts (contract section 4 names and units).
 
-        Raises InputFactsError (every problem with the input, nothing evaluated) or
-        RuleEngineError (the evaluation failed; no partial result). With `audit_log`, the result
-        is returned only once its line is durably appended (AuditLogError otherwise).
+        `what_if`: also what each missing fact's decision-relevant values would add and remove;
+        `why_not`: also why each of these catalogue codes fired, did not fire or is undetermined
+        (contract section 8). Raises InputFactsError (every problem with the input, nothing
+        evaluated), UnknownCodeError (a why-not code the catalogue lacks) or RuleEngineError (the
+        evaluation failed; no partial result). With `audit_log`, the result is returned only once
+        its line is durably appended (AuditLogError otherwise).
         """
+        codes = checked_codes(self.content, why_not)  # before anything runs, like the facts
         canonical, converted = check_facts(self.content, facts)
-        result = run(self.content, self.program, self._ruleset, canonical, self.info, converted)
+        if codes:  # the same result, from the ruleset that also reports each rule's false parts
+            result = _why_not(self.content, self._why_not, canonical, self.info, converted, codes)
+        else:
+            result = self._run(canonical, converted)
+        if what_if:
+            result = dataclasses.replace(result, what_if=_what_if(
+                self.content, result, canonical, lambda changed: self._run(*check_facts(self.content, changed))))
         if not canonical:  # `{}` or only nulls: evaluated, but said, never silent
             result = dataclasses.replace(result, notes=(NO_FACTS,))
         if audit_log is not None:
             audit_log.append(self.info, canonical, result)
         return result
+
+    def _run(self, canonical: dict[str, Any], converted: dict[str, float]) -> Result:
+        return run(self.content, self.program, self._ruleset, canonical, self.info, converted)
 
 
 def load(path: Path | str | None = None) -> Guideline:

@@ -7,6 +7,7 @@ collects every problem it finds, and the pipeline stops after the first stage th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from engine.check import semantic
 from engine.check.resolve import resolve
 from engine.compile import limits
 from engine.compile.kleene import ConditionTooLargeError
-from engine.compile.program import Program, compile_content
+from engine.compile.program import Program, compile_content, compile_why_not
 from engine.errors import Problem
 from engine.loader import folder as _folder
 from engine.model.content import Content, Where
@@ -69,7 +70,20 @@ def _compile(a: Analysis) -> list[Problem]:
     except ConditionTooLargeError as exc:
         where = exc.where if isinstance(exc.where, Where) else a.content.where["guideline"]
         return [where.problem("too-large", f"{exc}; split the condition into derived facts", "when")]
-    return _capacity(a.content, a.program)
+    return _capacity(a.content, a.program) or _why_not_capacity(a.content, a.program)
+
+
+def _why_not_capacity(content: Content, program: Program) -> list[Problem]:
+    """The why-not program (the ruleset plus every recommendation's known-false branches) within the
+    same limits, so a guideline that validates can also answer `--why-not` for every code."""
+    try:
+        why_not = compile_why_not(content, program)
+    except ConditionTooLargeError as exc:
+        where = exc.where if isinstance(exc.where, Where) else content.where["guideline"]
+        return [where.problem("too-large", f"{exc} when negated (for --why-not); split the condition into "
+                              "derived facts", "when")]
+    return [dataclasses.replace(p, message=f"{p.message} (in the why-not ruleset, which adds each "
+                                "recommendation's known-false branches)") for p in _capacity(content, why_not)]
 
 
 def _capacity(content: Content, program: Program) -> list[Problem]:

@@ -23,6 +23,8 @@ from engine.errors import InputFactsError
 from engine.fhir.reader import read_fhir
 from engine.guideline import Guideline
 from engine.products.audit import AuditLog
+from engine.run.result import Result
+from engine.run.why_not import UnknownCodeError
 
 _log = logging.getLogger("engine.cds")
 
@@ -35,6 +37,11 @@ class _CapturingLog(AuditLog):
     def append(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         self.line = super().append(*args, **kwargs)
         return self.line
+
+
+def _why_not_extension(result: Result) -> dict[str, Any]:
+    """The why-not answers a tool asked for (`extension.<guideline id>.why_not`), as in the API's JSON."""
+    return {"why_not": [e.to_dict() for e in result.why_not]} if result.why_not is not None else {}
 
 
 @dataclass
@@ -72,9 +79,11 @@ class CdsCore:
                                located(exc.lines(), patient_index, gid)) from None
         log = _CapturingLog(self.audit_log) if self.audit_log else None
         try:
-            result = self.guideline.evaluate(read.facts, audit_log=log)
+            result = self.guideline.evaluate(read.facts, audit_log=log, why_not=hook.why_not)
         except InputFactsError as exc:
             raise RequestError(400, "the patient data was rejected", exc.lines()) from None
+        except UnknownCodeError as exc:
+            raise RequestError(400, f"extension.{gid}.why_not: {exc}") from None
         context = _cards.CardContext(service.id, hook.hook_instance, hook.patient_id)
         cards = _cards.cards(result, self.guideline.content, context)
         if log is not None and log.line is not None:
@@ -84,7 +93,8 @@ class CdsCore:
         notes = [*hook.notes, *read.summary(),
                  *([] if hook.patient else ["prefetch.patient is null: no Patient data"])]
         return {"cards": cards, "extension": {gid: {"guideline": dict(result.guideline),
-                                                    "asOf": hook.as_of.isoformat(), "notes": notes}}}
+                                                    "asOf": hook.as_of.isoformat(), "notes": notes,
+                                                    **_why_not_extension(result)}}}
 
     def feedback(self, service: Service, body: bytes, client: str) -> dict[str, Any]:
         """Each feedback entry recorded in the audit log (and logged); the count received."""

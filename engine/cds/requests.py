@@ -16,9 +16,10 @@ from typing import Any
 from engine.cds.discovery import PREFETCH_OBSERVATIONS, PREFETCH_PATIENT, Service
 from engine.errors import BadInputError
 from engine.fhir.dates import date_or_zoned
+from engine.run.why_not import MAX_WHY_NOT_CODES
 
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
-_EXTENSION_KEYS = frozenset({"facts", "asOf"})
+_EXTENSION_KEYS = frozenset({"facts", "asOf", "why_not"})
 MAX_EXTENSION_FACTS = 256   # a guideline's facts dictionary has tens; each unknown name costs a did-you-mean
 MAX_PROBLEMS = 50           # an error body lists the first problems, then how many more there were
 _MAX_PROBLEM_CHARS = 500
@@ -57,6 +58,7 @@ class HookCall:
     fhir_server: Any = None              # the request's fhirServer and fhirAuthorization, as sent
     fhir_authorization: Any = None
     notes: tuple[str, ...] = ()          # what was fetched
+    why_not: tuple[str, ...] = ()        # codes a tool asks why-not for (contract section 8)
 
 
 def _object(data: Mapping[str, Any], key: str, where: str, required: bool = True) -> dict[str, Any] | None:
@@ -74,6 +76,16 @@ def _as_of(text: Any, where: str) -> date | datetime:
         raise RequestError(400, f"{where}: {str(text)[:40]!r} is not a date YYYY-MM-DD or a date-time with a "
                            "UTC offset (2024-05-03T12:00:00Z)")
     return moment
+
+
+def _why_not(ours: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    """`extension.<guideline id>.why_not`: a bounded list of code strings (the engine checks the codes)."""
+    codes = ours.get("why_not", [])
+    if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+        raise RequestError(400, f"extension.{name}.why_not: expected a list of recommendation codes (strings)")
+    if len(codes) > MAX_WHY_NOT_CODES:
+        raise RequestError(400, f"extension.{name}.why_not: {len(codes)} codes; at most {MAX_WHY_NOT_CODES}")
+    return tuple(codes)
 
 
 def _extension(data: Mapping[str, Any], name: str) -> tuple[dict[str, Any] | None, date | datetime]:
@@ -143,5 +155,7 @@ def parse_hook_call(data: Any, service: Service, guideline_id: str) -> HookCall:
     if patient is not None and patient.get("id") != patient_id:
         raise RequestError(400, f"prefetch.patient is Patient/{patient.get('id')}, but context.patientId is "
                            f"{patient_id}: the data is about another patient")
+    ours = (data.get("extension") or {}).get(guideline_id)  # checked to be an object by _extension
     return HookCall(instance, patient_id, patient, observations, facts, as_of, absent, paged,
-                    data.get("fhirServer"), data.get("fhirAuthorization"))
+                    data.get("fhirServer"), data.get("fhirAuthorization"),
+                    why_not=_why_not(ours, guideline_id) if ours else ())

@@ -35,6 +35,7 @@ class ActionKind(str, Enum):
     START = "start"                        # the always-firing rule (durable_rules hazard: delete_state)
     RECOMMEND = "recommend"                # a recommendation's condition is true
     RECOMMEND_UNDETERMINED = "recommend-u"  # ... undetermined: record the missing facts
+    RECOMMEND_FALSE = "recommend-f"        # ... known false: only in the why-not program (compile_why_not)
     DERIVE = "derive"                      # a derived fact has a value
     DERIVE_UNDETERMINED = "derive-u"
     DERIVE_NOT_APPLICABLE = "derive-na"

@@ -160,3 +160,17 @@ def compile_content(content: Content) -> Program:
         for pats in b.each(score.applies_when, "F"):
             b.add(Action(ActionKind.SCORE_NOT_APPLICABLE, score.fact, pats, score=score))
     return Program(b.definition, b.actions, item_facts, {r.id: r for r in content.rules})
+
+
+def compile_why_not(content: Content, program: Program) -> Program:
+    """`program` plus, for every recommendation rule, the branches under which its condition is known
+    false (RECOMMEND_FALSE), so the engine itself names the false parts when asked why a code did not
+    fire. A separate program: normal evaluations never match these rules nor pay for them."""
+    b = _Builder(content)
+    b.definition, b.actions = dict(program.definition), dict(program.actions)
+    for rule in content.rules:
+        if rule.recommend:
+            b.owner, b.owner_where = f"rule '{rule.id}'", rule.where
+            for pats in b.each(rule.when, "F"):
+                b.add(Action(ActionKind.RECOMMEND_FALSE, rule.id, pats, rule=rule))
+    return Program(b.definition, b.actions, program.item_facts, program.rules)

@@ -13,6 +13,7 @@ from engine.loader import schema as _schema
 from engine.loader.folder import display_name
 from engine.loader.yamlio import read_yaml
 from engine.model.source import Document
+from engine.products.explore_cases import explore_failures, explore_problems
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ def _check_case(doc: Document, i: int, raw: dict[str, Any], guideline: Guideline
         problems.append(doc.problem(("cases", i, "expect", "applicability"), "no-population",
                                     "the guideline declares no population (guideline.yaml `population`), "
                                     "so it applies to every patient"))
+    problems += explore_problems(doc, i, raw["expect"], content)
     try:
         guideline.evaluate(raw["facts"])
     except InputFactsError as exc:
@@ -137,6 +139,7 @@ def run_case(guideline: Guideline, case: Case) -> CaseOutcome:
         a = result.applicability
         failures.append(f"expected applicability {exp['applicability']}; it is {a.status} "
                         f"({a.population}: {'; '.join(a.because) or 'no reason given'})")
+    failures += explore_failures(guideline, case.facts, exp)
     return CaseOutcome(case, failures, result.rules_fired)
 
 

@@ -6,6 +6,7 @@ import textwrap
 
 from engine.guideline import Guideline
 from engine.model.vocabulary import kind_label, urgencies
+from engine.products.explore_text import what_if_section, why_not_section
 from engine.run.explain import show
 from engine.run.result import Result
 
@@ -75,6 +76,7 @@ def evaluation(guideline: Guideline, result: Result) -> str:
         for m in result.missing:
             lines += _wrap(f"{m.fact}: needed for {', '.join(m.needed_for)}", "  ", "    ")
         lines.append("")
+    lines += what_if_section(guideline.content, result) + why_not_section(result)
     if cited:
         lines.append("SOURCES")
         for ref in sorted(cited):

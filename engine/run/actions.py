@@ -34,6 +34,16 @@ class Resolution:
     reasons: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)  # (rule, text, deps)
 
 
+@dataclass(frozen=True)
+class Part:
+    """One literal of a matched branch: the atom, the truth states it accepted, the value seen, in words."""
+
+    atom: Atom
+    states: States
+    actual: Any
+    text: str
+
+
 @dataclass
 class _Firing:
     rule: str
@@ -57,6 +67,11 @@ class Evaluation:
         # values matched: (atom, states, actual); worded by engine/run/applicability.py.
         self.population_status: str | None = None
         self.population_found: list[tuple[Atom, States, Any]] = []
+        # Why-not only (engine/run/why_not.py): per rule, the parts of its condition the engine
+        # matched as known false (RECOMMEND_FALSE) or, when `explain_undecided`, as undetermined.
+        self.false_parts: dict[str, list[Part]] = {}
+        self.undecided: dict[str, list[Part]] = {}
+        self.explain_undecided = False
         self._emit: Callable[[dict[str, Any]], object] = lambda fact: None
 
     # --- reading matched facts ---------------------------------------------------------
@@ -85,6 +100,17 @@ class Evaluation:
                 if part not in parts:
                     parts.append(part)
         return "; ".join(parts) or "always", tuple(deps)
+
+    def _parts(self, action: Action, matched: Matched, into: dict[str, list[Part]]) -> None:
+        """Each literal of the matched patterns in words, with the value matched, once per rule."""
+        parts = into.setdefault(action.target, [])
+        for p in action.patterns:
+            fact = matched[p.name]
+            for atom, states in p.literals:
+                actual = self._actual(p, fact, atom.fact)
+                part = Part(atom, states, actual, describe(atom, states, actual, self.unit(atom.fact)))
+                if part.text not in (known.text for known in parts):
+                    parts.append(part)
 
     def _record_missing(self, target: str, action: Action) -> None:
         """Which facts left `target` undetermined: read from the patient and the derived facts
@@ -174,6 +200,11 @@ class Evaluation:
     def _recommend_undetermined(self, action: Action, matched: Matched) -> None:
         assert action.rule is not None
         self._record_missing(action.rule.recommend or "", action)
+        if self.explain_undecided:  # a why-not evaluation: decoding the match costs, so only then
+            self._parts(action, matched, self.undecided)
+
+    def _recommend_false(self, action: Action, matched: Matched) -> None:
+        self._parts(action, matched, self.false_parts)  # records only: nothing is derived or recommended
 
     def _population(self, action: Action, matched: Matched) -> None:
         status = enc.POPULATION_STATUS[action.kind]
@@ -241,6 +272,7 @@ class Evaluation:
         ActionKind.START: _start,
         ActionKind.RECOMMEND: _recommend,
         ActionKind.RECOMMEND_UNDETERMINED: _recommend_undetermined,
+        ActionKind.RECOMMEND_FALSE: _recommend_false,
         ActionKind.DERIVE: _derive,
         ActionKind.ITEM: _derive,
         ActionKind.DERIVE_UNDETERMINED: _derive_undetermined,

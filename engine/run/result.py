@@ -49,6 +49,60 @@ class Applicability:
 
 
 @dataclass(frozen=True)
+class WhatIfScenario:
+    """The patient with one missing fact given this value: the codes it would add and remove."""
+
+    value: Any
+    adds: tuple[str, ...]
+    removes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "adds": list(self.adds), "removes": list(self.removes)}
+
+
+@dataclass(frozen=True)
+class WhatIfEntry:
+    """One missing fact's decision-relevant values; `truncated` when the evaluation budget ran out."""
+
+    fact: str
+    scenarios: tuple[WhatIfScenario, ...]
+    truncated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fact": self.fact, "scenarios": [s.to_dict() for s in self.scenarios],
+                **({"truncated": True} if self.truncated else {})}
+
+
+@dataclass(frozen=True)
+class WhyNotRule:
+    """One rule recommending the code: its outcome for this patient, in words."""
+
+    rule: str
+    status: str  # fired | not-fired | undetermined
+    because: tuple[str, ...]
+    waits_for: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "status": self.status, "because": list(self.because),
+                "waits_for": list(self.waits_for)}
+
+
+@dataclass(frozen=True)
+class WhyNotEntry:
+    """Why a catalogue code did or did not fire: fired if one of its rules fired, else undetermined
+    if one was undecided, else not-fired; `rules` gives each rule's own outcome."""
+
+    code: str
+    status: str
+    because: tuple[str, ...]
+    rules: tuple[WhyNotRule, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "status": self.status, "because": list(self.because),
+                "rules": [r.to_dict() for r in self.rules]}
+
+
+@dataclass(frozen=True)
 class Result:
     """What the guideline recommends for one patient, why, and what data it lacked."""
 
@@ -61,6 +115,9 @@ class Result:
     # What a reader must know about the input itself (e.g. that no fact was given at all).
     notes: tuple[str, ...] = ()
     applicability: Applicability = field(default_factory=Applicability)
+    # Only when asked for (contract section 8): None otherwise, and then absent from the JSON.
+    what_if: tuple[WhatIfEntry, ...] | None = None
+    why_not: tuple[WhyNotEntry, ...] | None = None
 
     @property
     def codes(self) -> list[str]:
@@ -76,4 +133,6 @@ class Result:
             "explanations": {name: list(lines) for name, lines in self.explanations.items()},
             # Only when there is one, so every other result's JSON stays as it was.
             **({"notes": list(self.notes)} if self.notes else {}),
+            **({"what_if": [e.to_dict() for e in self.what_if]} if self.what_if is not None else {}),
+            **({"why_not": [e.to_dict() for e in self.why_not]} if self.why_not is not None else {}),
         }
