@@ -13,6 +13,7 @@ from engine.loader import schema as _schema
 from engine.loader.folder import display_name
 from engine.loader.yamlio import read_yaml
 from engine.model.source import Document
+from engine.run.result import Result
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,12 @@ def _same(expected: Any, actual: Any) -> bool:
 def run_case(guideline: Guideline, case: Case) -> CaseOutcome:
     """Evaluate one case; each unmet expectation becomes a readable expected-vs-actual line."""
     result = guideline.evaluate(case.facts)
+    return CaseOutcome(case, expectation_failures(case, result), result.rules_fired)
+
+
+def expectation_failures(case: Case, result: Result) -> list[str]:
+    """Each expectation of `case` that `result` does not meet, in words (mutation testing reuses
+    this with results of mutated content)."""
     codes = result.codes
     missing = [m.fact for m in result.missing]
     exp = case.expect
@@ -129,7 +136,7 @@ def run_case(guideline: Guideline, case: Case) -> CaseOutcome:
     for name in exp.get("not_missing", []):
         if name in missing:
             failures.append(f"expected '{name}' not to be missing; it is")
-    return CaseOutcome(case, failures, result.rules_fired)
+    return failures
 
 
 def all_rule_ids(guideline: Guideline) -> list[str]:
