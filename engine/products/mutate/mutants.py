@@ -292,6 +292,10 @@ def _option_where(cond: Condition) -> Where:
     return Where(where.doc, where.path[:cut] + ("points",))
 
 
+def _points(points: float) -> str:
+    return f"{number_words(points)} point{'' if points in (1, -1) else 's'}"
+
+
 def _points_mutants(content: Content) -> Iterator[Mutant]:
     """Each score option's points one up and one down."""
     for s, score in enumerate(content.scores):
@@ -299,10 +303,11 @@ def _points_mutants(content: Content) -> Iterator[Mutant]:
             for o, opt in enumerate(item.options):
                 for new in (opt.points - 1, opt.points + 1):
                     yield Mutant(score.rule_id, _option_where(opt.when), "points",
-                                 f"{item.id}: {number_words(opt.points)} points ({condition_words(opt.when)}) → "
-                                 f"{number_words(new)} points",
-                                 f"no case expecting {score.fact} (or what depends on it) with {item.id} "
-                                 f"{condition_words(opt.when)} where one point changes the outcome",
+                                 f"{item.id}: {_points(opt.points)} ({condition_words(opt.when)}) → "
+                                 f"{_points(new)}",
+                                 f"no case checks {score.fact} (or what it decides) where {item.id} scores "
+                                 f"{_points(opt.points)} ({condition_words(opt.when)}) and one point more or "
+                                 "less changes the outcome",
                                  frozenset(a.fact for a in atoms(opt.when)) | {score.fact},
                                  points=(s, i, o, new))
 
