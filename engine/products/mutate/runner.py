@@ -70,6 +70,8 @@ class Bench:
         self.mutants: list[Mutant] = generate(self.content) if not self.problems else []
         self.baseline: list[Baseline] = [] if self.problems else [self._baseline(c) for c in self.cases]
         self._kills = [0] * len(self.baseline)
+        self._killers: dict[str, list[int]] = {}
+        self.evaluations = 0  # cases run on mutants, to measure the ordering
 
     def _baseline(self, case: Case) -> Baseline:
         facts, converted = check_facts(self.content, case.facts)  # checked once, not once per mutant
@@ -81,10 +83,20 @@ class Bench:
     def _order(self, mutant: Mutant) -> list[int]:
         """Cases most likely to kill `mutant` first: those that fired its rule and read its facts,
         then those that killed the most mutants so far in this process."""
-        def key(i: int) -> tuple[int, int, int]:
+        killers = self._killers.get(mutant.rule, [])
+
+        def key(i: int) -> tuple[int, int, int, int]:
             b = self.baseline[i]
-            return (-(2 * (mutant.rule in b.fired) + bool(mutant.facts & b.reads)), -self._kills[i], i)
+            return (-(i in killers), -(2 * (mutant.rule in b.fired) + bool(mutant.facts & b.reads)),
+                    -self._kills[i], i)
         return sorted(range(len(self.baseline)), key=key)
+
+    def _killed(self, mutant: Mutant, i: int) -> None:
+        """Remember case `i` killed a mutant of this rule: a sibling mutant likely dies on it too."""
+        self._kills[i] += 1
+        killers = self._killers.setdefault(mutant.rule, [])
+        if i not in killers:
+            killers.append(i)
 
     def trial(self, index: int) -> Trial:
         mutant = self.mutants[index]
@@ -107,14 +119,15 @@ class Bench:
         try:
             for i in self._order(mutant):
                 b = self.baseline[i]
+                self.evaluations += 1
                 try:
                     result = run(content, program, ruleset, b.facts, info, b.converted)
                 except RuleEngineError as exc:  # the case cannot even be evaluated: it fails
-                    self._kills[i] += 1
+                    self._killed(mutant, i)
                     return Trial(index, "killed", b.case.id, str(exc))
                 failures = expectation_failures(b.case, result)
                 if failures:
-                    self._kills[i] += 1
+                    self._killed(mutant, i)
                     return Trial(index, "killed", b.case.id, failures[0])
             return Trial(index, "survived")
         finally:
