@@ -64,6 +64,7 @@ class Bench:
             raise GuidelineInvalidError(analysis.problems)
         assert analysis.content is not None and analysis.program is not None
         self.folder = folder
+        self.digest = analysis.digest
         self.content = analysis.content
         self.guideline = Guideline(analysis.content, analysis.program, analysis.digest, folder)
         self.cases, self.problems = load_cases(folder, self.guideline)
@@ -139,9 +140,11 @@ class Bench:
 _bench: Bench | None = None
 
 
-def _start(folder: str) -> None:
+def _start(folder: str, digest: str) -> None:
     global _bench
     _bench = Bench(Path(folder))
+    if _bench.digest != digest:  # mutants are named by index: every process must see the same content
+        raise RuleEngineError(f"{folder} changed while its mutants were being run; run again")
 
 
 def _trial(index: int) -> Trial:
@@ -172,7 +175,7 @@ def run_mutants(bench: Bench, workers: int, progress: Progress | None = None) ->
         return trials
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(min(workers, total), mp_context=context, initializer=_start,
-                             initargs=(str(bench.folder),)) as pool:
+                             initargs=(str(bench.folder), bench.digest)) as pool:
         futures = [pool.submit(_trial, i) for i in range(total)]
         for future in as_completed(futures):
             try:
