@@ -69,16 +69,6 @@ def _count(n: int, noun: str) -> str:
 
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
-    return value
-
-
 def _iso_date(text: str) -> date:
     """--as-of YYYY-MM-DD (the one ISO-date parser, engine/fhir/dates.py); else a usage error (exit 2)."""
     try:
@@ -299,7 +289,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mutate", action="store_true", help="mutation testing: run the cases against mutants of "
                    "the content and report the ones no case kills")
     p.add_argument("--min-score", type=float, metavar="PCT", help="with --mutate: fail below this mutation score")
-    p.add_argument("--workers", type=_positive, metavar="N", help="with --mutate: worker processes (default: "
+    p.add_argument("--workers", type=int, metavar="N", help="with --mutate: worker processes (default: "
                    "all cores)")
     p.add_argument("--format", choices=("json", "text"), default="text", help="with --mutate: output format "
                    "(default text)")

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from engine.errors import BAD_INPUT, FAILED, OK, Problem
+from engine.errors import BAD_INPUT, FAILED, OK, BadInputError, Problem
 from engine.products.mutate.equivalents import match, read_equivalents
 from engine.products.mutate.report import Report, to_json, to_text
 from engine.products.mutate.runner import Bench, Progress, default_workers, run_mutants
@@ -55,6 +55,8 @@ def command(folder: Path, *, fmt: str, min_score: float | None, workers: int | N
             out: TextIO, err: TextIO) -> int:
     """The exit code of `guideline test DIR --mutate`: 0; 1 below --min-score (or a case fails on
     the unmutated guideline); 2 invalid guideline or case file."""
+    if workers is not None and workers < 1:
+        raise BadInputError(f"--workers needs at least 1 worker process, not {workers}")
     report, problems, failing = mutate(folder, workers, _progress(err))
     if failing:
         err.write("cases fail on the unmutated guideline; fix them before mutation testing:\n")
