@@ -30,6 +30,7 @@ from engine.products.cases import all_rule_ids, load_cases, run_case
 from engine.products.diff import compare as _diff
 from engine.products.diff import gitrev as _gitrev
 from engine.products.diff import report as _diffreport
+from engine.products.mutate import session as _mutate
 from engine.products.render.document import FORMATS as RENDER_FORMATS
 from engine.products.render.document import render
 from engine.run import json_input
@@ -141,6 +142,11 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: Text
 
 def cmd_test(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
     folder = _folder(args)
+    if args.mutate or args.min_score is not None or args.workers is not None or args.format != "text":
+        if not args.mutate:
+            raise UsageError(args.parser, "--min-score, --workers and --format apply to --mutate")
+        return _mutate.command(folder, fmt=args.format, min_score=args.min_score, workers=args.workers,
+                               out=out, err=err)
     guideline = load(folder)
     cases, problems = load_cases(folder, guideline)
     if problems:
@@ -285,6 +291,13 @@ def _parser() -> argparse.ArgumentParser:
     p = _command(sub, "test", cmd_test, "run the guideline's clinical test cases and report rule coverage",
                  folder="dir")
     p.add_argument("--min-coverage", type=float, metavar="PCT", help="fail below this rule coverage")
+    p.add_argument("--mutate", action="store_true", help="mutation testing: run the cases against mutants of "
+                   "the content and report the ones no case kills")
+    p.add_argument("--min-score", type=float, metavar="PCT", help="with --mutate: fail below this mutation score")
+    p.add_argument("--workers", type=int, metavar="N", help="with --mutate: worker processes (default: "
+                   "all cores)")
+    p.add_argument("--format", choices=("json", "text"), default="text", help="with --mutate: output format "
+                   "(default text)")
     p = _command(sub, "release", cmd_release, "record the current version's content digest in releases.yaml",
                  folder="dir")
     p.add_argument("--by", metavar="NAME", help="who records the release")

@@ -100,3 +100,11 @@ def resolve(content: Content) -> tuple[Content, list[Problem]]:
                        scores=tuple(resolver.score(s) for s in content.scores), population=population,
                        resolved=True)
     return resolved, resolver.problems
+
+
+def resolve_atom(content: Content, atom: Atom, deriving: str | None) -> tuple[Atom, list[Problem]]:
+    """One atom as written (threshold in its own unit) bound as the resolve stage binds it, for a
+    product that rewrites a single test of resolved content (mutation testing moves a threshold in
+    the unit its editor wrote it in)."""
+    resolver = _Resolver(content)
+    return resolver.atom(atom, deriving), resolver.problems

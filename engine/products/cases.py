@@ -14,6 +14,7 @@ from engine.loader.folder import display_name
 from engine.loader.yamlio import read_yaml
 from engine.model.source import Document
 from engine.products.explore_cases import explore_failures, explore_problems
+from engine.run.result import Result
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,13 @@ def _same(expected: Any, actual: Any) -> bool:
 def run_case(guideline: Guideline, case: Case) -> CaseOutcome:
     """Evaluate one case; each unmet expectation becomes a readable expected-vs-actual line."""
     result = guideline.evaluate(case.facts)
+    failures = expectation_failures(case, result) + explore_failures(guideline, case.facts, case.expect)
+    return CaseOutcome(case, failures, result.rules_fired)
+
+
+def expectation_failures(case: Case, result: Result) -> list[str]:
+    """Each expectation of `case` that `result` does not meet, in words (mutation testing reuses
+    this with results of mutated content)."""
     codes = result.codes
     missing = [m.fact for m in result.missing]
     exp = case.expect
@@ -139,8 +147,7 @@ def run_case(guideline: Guideline, case: Case) -> CaseOutcome:
         a = result.applicability
         failures.append(f"expected applicability {exp['applicability']}; it is {a.status} "
                         f"({a.population}: {'; '.join(a.because) or 'no reason given'})")
-    failures += explore_failures(guideline, case.facts, exp)
-    return CaseOutcome(case, failures, result.rules_fired)
+    return failures
 
 
 def all_rule_ids(guideline: Guideline) -> list[str]:

@@ -1,0 +1,1 @@
+"""Mutation testing of a guideline's cases (`guideline test --mutate`, contract section 9)."""
