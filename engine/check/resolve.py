@@ -94,5 +94,7 @@ def resolve(content: Content) -> tuple[Content, list[Problem]]:
     """(the resolved content, every problem found while binding it)."""
     resolver = _Resolver(content)
     resolved = replace(content, rules=tuple(resolver.rule(r) for r in content.rules),
-                       scores=tuple(resolver.score(s) for s in content.scores), resolved=True)
+                       scores=tuple(resolver.score(s) for s in content.scores), resolved=True,
+                       guidance_expected=tuple(replace(e, when=resolver.condition(e.when, None))
+                                               for e in content.guidance_expected))
     return resolved, resolver.problems
