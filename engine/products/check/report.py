@@ -10,7 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, TextIO
 
-from engine.errors import BAD_INPUT, FAILED, OK
+from engine.errors import FAILED, OK, GuidelineInvalidError
 from engine.guideline import Guideline
 from engine.model.content import atoms
 from engine.products.check import findings as _f
@@ -42,9 +42,14 @@ class CheckReport:
                 "queries": self.queries, "seconds": round(self.seconds, 3)}
 
 
-def check(guideline: Guideline, decisions: list[Decision] = ()) -> CheckReport:  # type: ignore[assignment]
-    """Every finding of every kind for `guideline`, witnesses confirmed, decisions applied."""
+def check(guideline: Guideline, decisions: list[Decision] | None = None) -> CheckReport:
+    """Every finding of every kind for `guideline`, witnesses confirmed, and the decisions applied
+    (default: those of the guideline folder's case files; GuidelineInvalidError if malformed)."""
     start = time.perf_counter()
+    if decisions is None:
+        decisions, problems = load_decisions(Path(guideline.path))
+        if problems:
+            raise GuidelineInvalidError(sorted(problems))
     probed = probe_guideline(guideline)
     content = guideline.content
     enc = Encoding(probed.content, probed.program)
@@ -53,7 +58,7 @@ def check(guideline: Guideline, decisions: list[Decision] = ()) -> CheckReport: 
         *_f.conflicts(content, enc, search), *_f.gaps(content, enc, search), *_f.dead(content, enc, search),
         *_f.shadowed_rules(content, enc, search), *_f.shadowed_thresholds(content), *_f.unread(content)]
     confirmed = [confirm(f, guideline, probed) for f in found]
-    final, stale = apply(confirmed, list(decisions))
+    final, stale = apply(confirmed, decisions)
     return CheckReport(guideline.info, tuple(final), tuple(stale), search.queries, time.perf_counter() - start)
 
 
@@ -73,14 +78,22 @@ def _cuts(guideline: Guideline) -> dict[str, list[Fraction]]:
     return {name: sorted(values) for name, values in cuts.items()}
 
 
+def subject(finding: _f.Finding) -> str:
+    """What a finding is about, in the words a decision names it by."""
+    if finding.kind == "conflict":
+        return " + ".join(finding.codes)
+    if finding.kind == "gap":
+        return finding.expectation or ""
+    return finding.rule or finding.fact or ""
+
+
 def text(report: CheckReport) -> str:
     g = report.guideline
     accepted = len(report.findings) - len(report.open)
     lines = [f"guideline check: {g['id']} {g['version']} — {len(report.open)} open finding(s), {accepted} accepted "
              f"({report.queries} solver queries, {report.seconds:.1f} s)"]
     for f in report.findings:
-        head = f"{f.kind}{' [accepted]' if f.accepted else ''}: {', '.join(f.codes) or f.rule or f.fact or ''}"
-        lines += ["", head.rstrip(": "), f"  {f.message}"]
+        lines += ["", f"{f.kind}{' [accepted]' if f.accepted else ''}: {subject(f)}", f"  {f.message}"]
         lines += [f"  at {loc}" for loc in f.locations]
         if f.witness is not None:
             lines.append(f"  witness: {json.dumps(f.witness, sort_keys=True)}")
@@ -96,13 +109,9 @@ def text(report: CheckReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_check(guideline: Guideline, folder: Path, fmt: str, out: TextIO, err: TextIO) -> int:
-    """The command: 0 nothing open; 1 open findings or stale decisions; 2 bad decisions."""
-    decisions, problems = load_decisions(folder)
-    if problems:
-        out.writelines(f"{p}\n" for p in sorted(problems))
-        return BAD_INPUT
-    report = check(guideline, decisions)
+def run_check(guideline: Guideline, fmt: str, out: TextIO) -> int:
+    """The command: 0 nothing open; 1 open findings or stale decisions (2, invalid, raised)."""
+    report = check(guideline)
     if fmt == "json":
         out.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
     else:
