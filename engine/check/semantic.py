@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from engine.check import catalogue, conditions, conflicts, derivations, facts, rules, scores
+from engine.check import (
+    catalogue,
+    conditions,
+    conflicts,
+    derivations,
+    facts,
+    rules,
+    scores,
+)
 from engine.errors import Problem
 from engine.model.content import Content
 

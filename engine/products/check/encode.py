@@ -19,7 +19,17 @@ import z3
 
 from engine.compile.encoding import Action, ActionKind, Pattern, Program
 from engine.compile.kleene import F, States, T, U
-from engine.model.content import All, Any_, Atom, Condition, Content, Formula, NoneKnown, Not, Operand
+from engine.model.content import (
+    All,
+    Any_,
+    Atom,
+    Condition,
+    Content,
+    Formula,
+    NoneKnown,
+    Not,
+    Operand,
+)
 
 Formula_ = Any  # a z3 expression (z3's stubs are loose)
 

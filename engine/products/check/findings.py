@@ -21,7 +21,18 @@ from typing import Any
 
 import z3
 
-from engine.model.content import All, Any_, Atom, Condition, Content, NoneKnown, Not, Where, atoms, operands
+from engine.model.content import (
+    All,
+    Any_,
+    Atom,
+    Condition,
+    Content,
+    NoneKnown,
+    Not,
+    Where,
+    atoms,
+    operands,
+)
 from engine.products.check.encode import Encoding
 from engine.products.check.probe import probe_code
 from engine.products.check.search import Searcher
