@@ -13,9 +13,9 @@ import pytest
 import z3
 
 import engine
+from engine.check.conflicts import conflict_pairs
 from engine.cli import main
 from engine.products.check.encode import Encoding, real
-from engine.products.check.findings import conflict_pairs
 from engine.products.check.probe import probe_code, probe_guideline
 from engine.products.check.report import check
 from engine.run.input import check_facts

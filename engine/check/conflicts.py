@@ -18,3 +18,10 @@ def conflict_codes(content: Content) -> Iterator[Problem]:
             elif other not in content.catalogue:
                 yield rec.where.problem("unknown-code", f"unknown recommendation code '{other}'"
                                         f"{did_you_mean(other, content.catalogue)}", "conflicts_with", j)
+
+
+def conflict_pairs(content: Content) -> list[tuple[str, str]]:
+    """Declared conflicts as sorted pairs: a pair declared on either side, or on both, is one."""
+    pairs = {(min(code, other), max(code, other)) for code, rec in content.catalogue.items()
+             for other in rec.conflicts_with if other in content.catalogue and other != code}
+    return sorted(pairs)

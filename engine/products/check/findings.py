@@ -21,6 +21,7 @@ from typing import Any
 
 import z3
 
+from engine.check.conflicts import conflict_pairs
 from engine.model.content import (
     All,
     Any_,
@@ -75,12 +76,6 @@ def location(where: Where | None, *suffix: str | int) -> str:
         return "?"
     line, col = where.doc.where(where.path + suffix)
     return f"{where.doc.file}:{line}:{col}"
-
-
-def conflict_pairs(content: Content) -> list[tuple[str, str]]:
-    """Declared conflicts as sorted pairs (declaring a pair on either side, or both, is one pair)."""
-    return sorted({tuple(sorted((code, other))) for code, rec in content.catalogue.items()  # type: ignore[misc]
-                   for other in rec.conflicts_with if other in content.catalogue and other != code})
 
 
 def conflicts(content: Content, enc: Encoding, search: Searcher) -> Iterator[Finding]:

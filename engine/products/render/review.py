@@ -15,7 +15,8 @@ from engine.products.render.thresholds import ThresholdRow, threshold_rows
 from engine.products.words import binding, condition_words
 
 SECTIONS = (("metadata", "Guideline"), ("references", "References"), ("rules", "Rules"),
-            ("catalogue", "Recommendation catalogue"), ("scores", "Scores"), ("thresholds", "Thresholds"),
+            ("catalogue", "Recommendation catalogue"),
+            ("expected", "Expected guidance and declared conflicts"), ("scores", "Scores"), ("thresholds", "Thresholds"),
             ("facts", "Facts dictionary"), ("traceability", "Traceability"), ("flow", "How facts flow"))
 
 
