@@ -222,25 +222,27 @@ def test_every_finding_accepted_exits_0_and_a_stale_decision_exits_1(tmp_path: P
 
 
 def test_validate_rejects_bad_declarations(bundled_copy: Path) -> None:
-    replace_once(bundled_copy / "catalogue.yaml", "  tki-hold:\n",
-                 "  tki-hold:\n    conflicts_with: [tki-hold, tki-hol]\n")
+    replace_once(bundled_copy / "catalogue.yaml", "  transfuse-rbc:\n",
+                 "  transfuse-rbc:\n    conflicts_with: [transfuse-rbc, tki-hol]\n")
     problems = [str(p) for p in engine.validate(bundled_copy)]
-    assert any("'tki-hold' cannot conflict with itself" in p for p in problems)
+    assert any("'transfuse-rbc' cannot conflict with itself" in p for p in problems)
     assert any("unknown recommendation code 'tki-hol'" in p and "tki-hold" in p for p in problems)
-    with (bundled_copy / "guideline.yaml").open("a", encoding="utf-8") as f:
-        f.write("guidance_expected:\n  - {description: x, when: {fact: temprature, ge: 38}}\n")
+    replace_once(bundled_copy / "guideline.yaml", "guidance_expected:\n",
+                 "guidance_expected:\n  - {description: x, when: {fact: temprature, ge: 38}}\n")
     problems = [str(p) for p in engine.validate(bundled_copy)]
     assert any("guideline.yaml" in p and "unknown fact 'temprature'" in p for p in problems)
 
 
 def test_declared_conflict_on_a_bundled_copy_has_a_confirmed_witness(bundled_copy: Path) -> None:
-    replace_once(bundled_copy / "catalogue.yaml", "  fn-early-discharge:\n",
-                 "  fn-early-discharge:\n    conflicts_with: [cvc-remove]\n")
-    (finding,) = [f for f in check(engine.load(bundled_copy)).findings
-                  if f.kind == "conflict" and f.codes == ("cvc-remove", "fn-early-discharge")]
-    assert finding.witness is not None and finding.accepted is None
-    result = engine.load(bundled_copy).evaluate(finding.witness)
-    assert {"cvc-remove", "fn-early-discharge"} <= set(result.codes)
+    replace_once(bundled_copy / "catalogue.yaml", "  gcsf-consider:\n",
+                 "  gcsf-consider:\n    conflicts_with: [cvc-remove]\n")
+    copy = engine.load(bundled_copy)
+    report = check(copy)
+    (finding,) = [f for f in report.findings if f.kind == "conflict" and f.codes == ("cvc-remove", "gcsf-consider")]
+    assert finding.witness is not None and finding.accepted is None and report.open == [finding]
+    assert {"cvc-remove", "gcsf-consider"} <= set(copy.evaluate(finding.witness).codes)
+    assert any(loc.startswith(f"{bundled_copy}/catalogue.yaml:") or "catalogue.yaml:" in loc
+               for loc in finding.locations)
 
 
 def test_a_conflict_that_cannot_happen_is_no_finding(bundled_copy: Path) -> None:
@@ -266,3 +268,44 @@ def test_bundled_check_is_fast(guideline: engine.Guideline) -> None:
     report = check(guideline)
     assert time.perf_counter() - start < 10
     assert report.queries > 40
+
+
+def test_patients_outside_a_declared_population_are_no_gap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Contract section 7: outside the population nothing is recommended by design."""
+    from types import SimpleNamespace
+
+    from engine.check.resolve import _Resolver
+    from engine.loader.folder import condition
+
+    fixture = engine.load(FIXTURE)
+    doc = fixture.content.where["guideline"].doc
+    when = _Resolver(fixture.content).condition(condition({"fact": "b", "is": False}, doc, ("population",)), None)
+    object.__setattr__(fixture.content, "population", SimpleNamespace(description="not b", when=when))
+    report = check(fixture)
+    # The only gap (b true, nothing else) lies outside "b is false"; the conflict's witness has b true too.
+    assert [f for f in report.findings if f.kind in ("gap", "conflict")] == []
+
+
+def test_rendered_document_shows_expected_guidance_gaps_and_conflicts() -> None:
+    from engine.products.render.document import render
+
+    for fmt in ("markdown", "html"):
+        doc = render(None, fmt)
+        assert "Expected guidance and declared conflicts" in doc
+        assert "Known gap: Gap kept: the source [1] gives management for fever with ANC below 0.5" in doc.replace(
+            "\\[", "[").replace("\\]", "]")
+        assert "cvc-remove" in doc and "fn-oral-step-down" in doc
+
+
+def test_bundled_guideline_has_every_finding_decided(guideline: engine.Guideline) -> None:
+    report = check(guideline)
+    assert not report.open and not report.stale
+    kinds = sorted((f.kind, f.codes or (f.expectation or f.fact,)) for f in report.findings)
+    assert kinds == [
+        ("conflict", ("cvc-remove", "fn-early-discharge")), ("conflict", ("cvc-remove", "fn-oral-step-down")),
+        ("conflict", ("drug-hold-offending-agent", "tki-hold")),
+        ("gap", ("febrile patients with any neutropenia (ANC below 1.5 ×10⁹/L)",)),
+        ("gap", ("patients with severe neutropenia (ANC below 0.5 ×10⁹/L)",)),
+        ("unread", ("neutropenia_grade",)), ("unread", ("profound_neutropenia",))]
+    # Severe neutropenia with a known fever status always gets guidance (a proof: no witness).
+    assert not [f for f in report.findings if f.expectation and "fever status is known" in f.expectation]

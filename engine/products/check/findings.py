@@ -35,7 +35,7 @@ from engine.model.content import (
     operands,
 )
 from engine.products.check.encode import Encoding
-from engine.products.check.probe import probe_code
+from engine.products.check.probe import POPULATION_OUT, probe_code
 from engine.products.check.search import Searcher
 
 KINDS = ("conflict", "gap", "dead", "shadowed", "unread")
@@ -78,9 +78,14 @@ def location(where: Where | None, *suffix: str | int) -> str:
     return f"{where.doc.file}:{line}:{col}"
 
 
+def _in_population(enc: Encoding) -> z3.BoolRef:
+    """Not known to be outside the guideline's population (always, when it declares none)."""
+    return z3.Not(enc.code_fires(POPULATION_OUT))
+
+
 def conflicts(content: Content, enc: Encoding, search: Searcher) -> Iterator[Finding]:
     for a, b in conflict_pairs(content):
-        witness = search.witness(z3.And(enc.code_fires(a), enc.code_fires(b)))
+        witness = search.witness(z3.And(enc.code_fires(a), enc.code_fires(b), _in_population(enc)))
         if witness is None:
             continue
         declared = [location(rec.where, "conflicts_with") for code, rec in content.catalogue.items()
@@ -93,7 +98,7 @@ def conflicts(content: Content, enc: Encoding, search: Searcher) -> Iterator[Fin
 def gaps(content: Content, enc: Encoding, search: Searcher) -> Iterator[Finding]:
     nothing = z3.And([z3.Not(enc.code_fires(code)) for code in content.catalogue])
     for i, expected in enumerate(content.guidance_expected):
-        witness = search.witness(z3.And(enc.code_fires(probe_code(i)), nothing))
+        witness = search.witness(z3.And(enc.code_fires(probe_code(i)), nothing, _in_population(enc)))
         if witness is None:
             continue
         note = f" (editors' note: {expected.note.strip()})" if expected.note else ""

@@ -13,7 +13,11 @@ from pathlib import Path
 
 from engine.compile.program import compile_content
 from engine.guideline import Guideline
-from engine.model.content import Recommendation, Rule
+from engine.model.content import Condition, Content, Not, Recommendation, Rule
+
+# A probe firing exactly when the guideline's population (contract section 7) is known not to
+# apply: such patients get no recommendation by design, so they are neither conflicts nor gaps.
+POPULATION_OUT = "population#does-not-apply"
 
 
 def probe_code(index: int) -> str:
@@ -23,6 +27,16 @@ def probe_code(index: int) -> str:
 
 def is_probe(code: str) -> bool:
     return code.startswith("guidance-expected#")
+
+
+def population_condition(content: Content) -> Condition | None:
+    """The resolved `population.when` of guideline.yaml, if the guideline declares one."""
+    for holder in (content, content.metadata):
+        population = getattr(holder, "population", None)
+        when = getattr(population, "when", None)
+        if when is not None:
+            return when  # type: ignore[no-any-return]
+    return None
 
 
 def probe_guideline(guideline: Guideline) -> Guideline:
@@ -35,5 +49,12 @@ def probe_guideline(guideline: Guideline) -> Guideline:
         where = expected.where or content.where["guideline"]
         catalogue[code] = Recommendation(code, "info", "routine", expected.description, expected.description, where)
         rules.append(Rule(code, expected.description, expected.when, (), "", recommend=code, where=where))
+    population = population_condition(content)
+    if population is not None:
+        where = content.where["guideline"]
+        catalogue[POPULATION_OUT] = Recommendation(POPULATION_OUT, "info", "routine", "outside the population",
+                                                   "outside the population", where)
+        rules.append(Rule(POPULATION_OUT, "outside the population", Not(population), (), "",
+                          recommend=POPULATION_OUT, where=where))
     probed = replace(content, catalogue=catalogue, rules=tuple(rules))
     return Guideline(probed, compile_content(probed), guideline.digest, Path(guideline.path))
