@@ -154,8 +154,9 @@ def test_unread_and_shadowed_threshold(fixture: engine.Guideline) -> None:
     unread = [f for f in report.findings if f.kind == "unread"]
     assert [(f.fact, f.accepted is not None) for f in unread] == [("high_n", True)]
     threshold = [f for f in report.findings if f.kind == "shadowed" and f.fact]
-    assert [(f.rule, f.fact) for f in threshold] == [("r-shadow", "n")]
-    assert "'n lt 5' is decided by 'n lt 3'" in threshold[0].message
+    assert [(f.rule, f.fact) for f in threshold] == [("r-shadow", "n"), ("r-any", "n")]
+    assert "'n lt 5' is decided by 'n lt 3' beside it (in the same 'all')" in threshold[0].message
+    assert "'n lt 2' is decided by 'n le 3' beside it (in the same 'any')" in threshold[1].message
     assert threshold[0].locations[0].startswith(str(FIXTURE.relative_to(Path.cwd())) + "/rules/rules.yaml:")
 
 
@@ -183,7 +184,7 @@ def test_cli_json_shape_and_exit_codes(tmp_path: Path) -> None:
     for finding in data["findings"]:
         assert {"kind", "codes", "witness", "locations", "message"} <= set(finding)
         assert all(loc.count(":") >= 2 for loc in finding["locations"])
-    assert data["open"] == 5 and data["accepted"] == 1
+    assert data["open"] == 6 and data["accepted"] == 1
     code, out = _run("check", "tests/fixtures/kleene")
     assert code == 0 and "no finding" in out
     broken = tmp_path / "broken"
@@ -204,6 +205,7 @@ def test_every_finding_accepted_exits_0_and_a_stale_decision_exits_1(tmp_path: P
   - {kind: dead, rule: r-dead, reason: kept as a test}
   - {kind: shadowed, rule: r-low-red, reason: kept as a test}
   - {kind: shadowed, fact: n, rule: r-shadow, reason: kept as a test}
+  - {kind: shadowed, fact: n, rule: r-any, reason: kept as a test}
 """
     replace_once(folder / "cases" / "cases.yaml", """decisions:
   - kind: unread
