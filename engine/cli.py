@@ -27,6 +27,7 @@ from engine.products import audit as _audit
 from engine.products import release as _release
 from engine.products import text as _text
 from engine.products.cases import all_rule_ids, load_cases, run_case
+from engine.products.check.report import run_check
 from engine.products.diff import compare as _diff
 from engine.products.diff import gitrev as _gitrev
 from engine.products.diff import report as _diffreport
@@ -178,6 +179,11 @@ def cmd_test(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) 
     return OK
 
 
+def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
+    folder = _folder(args)
+    return run_check(load(folder), args.format, out)
+
+
 def cmd_release(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
     folder = _folder(args)
     recorded = _release.record(folder, by=args.by)  # refusals and write failures carry their exit codes
@@ -298,6 +304,9 @@ def _parser() -> argparse.ArgumentParser:
                    "all cores)")
     p.add_argument("--format", choices=("json", "text"), default="text", help="with --mutate: output format "
                    "(default text)")
+    p = _command(sub, "check", cmd_check, "prove over every patient: declared conflicts, expected guidance, "
+                 "dead or shadowed rules, unread facts", folder="dir")
+    p.add_argument("--format", choices=("json", "text"), default="text", help="output format (default text)")
     p = _command(sub, "release", cmd_release, "record the current version's content digest in releases.yaml",
                  folder="dir")
     p.add_argument("--by", metavar="NAME", help="who records the release")

@@ -198,6 +198,7 @@ commands() {  # every command through one launcher (cli); full=1 adds the error 
   check "$tag validate (bundled, installed copy)" 0 "site-packages/engine/bundled/guidelines/neutropenia: valid" \
     "${cli[@]}" validate
   check "$tag validate DIR" 0 '^old: valid' "${cli[@]}" validate old
+  check "$tag check (bundled: every finding decided)" 0 ' 0 open finding' "${cli[@]}" check
   more check "$tag validate DIR, invalid: exit 2" 2 'rules/febrile-neutropenia.yaml:[0-9]+:[0-9]+: .*ancc' \
     "${cli[@]}" validate broken
   check "$tag test (bundled)" 0 ' passed, 0 failed' "${cli[@]}" test --min-coverage 100

@@ -66,9 +66,11 @@ def atom_problems(content: Content, atom: Atom, deriving: str | None) -> Iterato
 
 def _conditions(content: Content) -> Iterator[tuple[Condition, str | None]]:
     """Every condition of the guideline, with the derived fact its rule derives (None for scores
-    and the population)."""
+    the population and expectations)."""
     if content.population is not None:
         yield content.population.when, None
+    for expected in content.guidance_expected:
+        yield expected.when, None
     for rule in content.rules:
         yield rule.when, rule.derive
     for score in content.scores:

@@ -98,7 +98,9 @@ def resolve(content: Content) -> tuple[Content, list[Problem]]:
         population = replace(population, when=resolver.condition(population.when, None))
     resolved = replace(content, rules=tuple(resolver.rule(r) for r in content.rules),
                        scores=tuple(resolver.score(s) for s in content.scores), population=population,
-                       resolved=True)
+                       resolved=True,
+                       guidance_expected=tuple(replace(e, when=resolver.condition(e.when, None))
+                                               for e in content.guidance_expected))
     return resolved, resolver.problems
 
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from engine.check import catalogue, conditions, derivations, facts, rules, scores
+from engine.check import (
+    catalogue,
+    conditions,
+    conflicts,
+    derivations,
+    facts,
+    rules,
+    scores,
+)
 from engine.errors import Problem
 from engine.model.content import Content
 
@@ -47,6 +55,7 @@ CHECKS: tuple[Check, ...] = (
     Check("traced-codes", catalogue.traced_codes, ("unknown-code",)),
     Check("traced-references", catalogue.traced_references, ("unknown-reference",)),
     Check("untraced-codes", catalogue.untraced_codes, ("untraced-code",)),
+    Check("conflict-codes", conflicts.conflict_codes, ("bad-conflict", "unknown-code")),
 )
 
 

@@ -17,6 +17,7 @@ from engine.model.content import (
     Condition,
     Content,
     Conversion,
+    Expectation,
     FactSpec,
     Formula,
     Metadata,
@@ -182,10 +183,19 @@ def build(docs: dict[str, list[Document]]) -> Content:
         facts={n: _fact_spec(n, d, False, facts_doc, ("inputs", n)) for n, d in facts_doc.data["inputs"].items()},
         derived={n: _fact_spec(n, d, True, facts_doc, ("derived", n)) for n, d in facts_doc.data["derived"].items()},
         catalogue={code: Recommendation(code, c["kind"], c["urgency"], c["title"], c["text"],
-                                        Where(catalogue_doc, ("recommendations", code)))
+                                        Where(catalogue_doc, ("recommendations", code)),
+                                        tuple(c.get("conflicts_with", ())))
                    for code, c in catalogue_doc.data["recommendations"].items()},
         rules=tuple(rules), scores=tuple(scores), traceability=trace, population=population,
         where={"guideline": Where(meta_doc, ()), "facts": Where(facts_doc, ()),
                "catalogue": Where(catalogue_doc, ()),
                **({"traceability": Where(docs["traceability"][0], ())} if docs.get("traceability") else {})},
+        guidance_expected=_expectations(meta_doc),
     )
+
+
+def _expectations(doc: Document) -> tuple[Expectation, ...]:
+    """guideline.yaml's `guidance_expected` entries (checked by `guideline check`)."""
+    return tuple(Expectation(e["description"], condition(e["when"], doc, ("guidance_expected", i, "when")),
+                             e.get("note", ""), Where(doc, ("guidance_expected", i)))
+                 for i, e in enumerate(doc.data.get("guidance_expected", ())))

@@ -157,6 +157,19 @@ class Recommendation:
     title: str
     text: str
     where: Where = field(compare=False, repr=False)
+    # Codes that must never be recommended together with this one (symmetric; `guideline check`).
+    conflicts_with: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """guideline.yaml `guidance_expected`: patients for whom the guideline should recommend
+    something; `guideline check` looks for one who gets no recommendation at all."""
+
+    description: str
+    when: Condition
+    note: str = ""
+    where: Where | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -249,6 +262,7 @@ class Content:
     population: Population | None = None  # None: the guideline applies to everyone
     where: dict[str, Where] = field(default_factory=dict, compare=False, repr=False)
     resolved: bool = False
+    guidance_expected: tuple[Expectation, ...] = ()
 
     def fact_read(self, name: str, deriving: str | None = None) -> FactSpec | None:
         """The fact a mention of `name` reads, in a rule deriving `deriving`: the derived fact of

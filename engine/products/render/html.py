@@ -9,6 +9,7 @@ from engine.model.content import Content, Recommendation
 from engine.model.vocabulary import kind_label
 from engine.products.render.css import CSS
 from engine.products.render.diagram import diagram_svg
+from engine.products.render.expected import expected_html
 from engine.products.render.graph import DERIVED, INPUT
 from engine.products.render.review import (
     SECTIONS,
@@ -286,7 +287,7 @@ def render_html(content: Content, digest: str) -> str:
     rv = review(content, digest)
     meta = content.metadata
     body = "".join((_html_header(rv), _html_population(rv), _html_references(rv), _html_rules(rv), _html_catalogue(rv),
-                    _html_scores(rv), _html_thresholds(rv), _html_facts(rv), _html_traceability(rv),
+                    expected_html(content, e), _html_scores(rv), _html_thresholds(rv), _html_facts(rv), _html_traceability(rv),
                     _html_flow(rv)))
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -7,6 +7,7 @@ import re
 
 from engine.model.content import Content
 from engine.model.vocabulary import kind_label
+from engine.products.render.expected import expected_markdown
 from engine.products.render.graph import CODE, INPUT, build_graph
 from engine.products.render.review import (
     SECTIONS,
@@ -232,6 +233,7 @@ def _md_flow(rv: Review) -> list[str]:
 def render_markdown(content: Content, digest: str) -> str:
     """The guideline as one Markdown document with the same sections as the HTML."""
     rv = review(content, digest)
-    lines = [*_md_header(rv), *_md_population(rv), *_md_references(rv), *_md_rules(rv), *_md_catalogue(rv), *_md_scores(rv),
+    lines = [*_md_header(rv), *_md_population(rv), *_md_references(rv), *_md_rules(rv), *_md_catalogue(rv),
+             *expected_markdown(content, md), *_md_scores(rv),
              *_md_thresholds(rv), *_md_facts(rv), *_md_traceability(rv), *_md_flow(rv)]
     return "\n".join(lines).rstrip() + "\n"

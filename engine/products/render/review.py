@@ -14,8 +14,9 @@ from engine.products.render.texts import then_words
 from engine.products.render.thresholds import ThresholdRow, threshold_rows
 from engine.products.words import binding, condition_words
 
-SECTIONS = (("metadata", "Guideline"), ("population", "Whom this guideline is for"), ("references", "References"), ("rules", "Rules"),
-            ("catalogue", "Recommendation catalogue"), ("scores", "Scores"), ("thresholds", "Thresholds"),
+SECTIONS = (("metadata", "Guideline"), ("population", "Whom this guideline is for"), ("references", "References"),
+            ("rules", "Rules"), ("catalogue", "Recommendation catalogue"),
+            ("expected", "Expected guidance and declared conflicts"), ("scores", "Scores"), ("thresholds", "Thresholds"),
             ("facts", "Facts dictionary"), ("traceability", "Traceability"), ("flow", "How facts flow"))
 
 

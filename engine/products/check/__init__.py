@@ -1,0 +1,1 @@
+"""`guideline check`: exhaustive three-valued proofs over every patient (conflicts, gaps, dead content)."""
