@@ -9,8 +9,9 @@ from engine.compile import encoding as enc
 from engine.errors import RuleEngineError
 from engine.model.vocabulary import urgency_rank
 from engine.run.actions import Evaluation
-from engine.run.explain import show
-from engine.run.result import MissingFact, RecommendationResult, Result
+from engine.run.explain import reason, show
+from engine.run.ranking import rank
+from engine.run.result import RecommendationResult, Result
 
 
 def _inputs_behind(ev: Evaluation, target: str, cache: dict[str, set[str]],
@@ -36,7 +37,7 @@ def _chain(ev: Evaluation, deps: tuple[str, ...], lines: list[str], seen: set[st
             value = show(res.value, ev.unit(name)) if res.state == "value" else \
                 f"between {show(res.lo)} and {show(res.hi)}"
             label = enc.item_label(name)
-            lines.append(f"{label} = {value} by {rule}: {text}")
+            lines.append(f"{label} = {value} {reason(rule, text)}")
             _chain(ev, sub, lines, seen)
 
 
@@ -91,13 +92,12 @@ def result(ev: Evaluation, guideline: dict[str, str], converted: dict[str, float
             continue  # decided after all (e.g. by another branch)
         for fact in _inputs_behind(ev, target, cache):
             needed.setdefault(fact, set()).add(target)
-    missing = tuple(MissingFact(fact, tuple(sorted(targets_)))
-                    for fact, targets_ in sorted(needed.items()))
+    missing = rank(needed, content)
     explanations = {}
     for name in content.derived:
         resolution = ev.resolved.get(name)
         if resolution is not None and resolution.reasons:
-            explanations[name] = tuple(f"by {rule}: {text}" for rule, text, _ in resolution.reasons)
+            explanations[name] = tuple(reason(rule, text) for rule, text, _ in resolution.reasons)
     return Result(guideline, derived, tuple(recs), missing, frozenset(ev.rules_fired), explanations)
 
 

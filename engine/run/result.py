@@ -27,12 +27,27 @@ class RecommendationResult:
 
 
 @dataclass(frozen=True)
+class Decides:
+    """What knowing one missing fact could still decide (contract section 8)."""
+
+    urgency: str | None                        # the most urgent recommendation it could decide
+    recommendations: int                       # how many recommendations it could decide
+    by_urgency: tuple[tuple[str, int], ...] = ()  # (urgency, count), most urgent first
+    derived: tuple[str, ...] = ()              # derived facts it could decide, in facts.yaml order
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"urgency": self.urgency, "recommendations": self.recommendations,
+                "by_urgency": dict(self.by_urgency), "derived": list(self.derived)}
+
+
+@dataclass(frozen=True)
 class MissingFact:
     fact: str
     needed_for: tuple[str, ...]
+    decides: Decides = field(default_factory=lambda: Decides(None, 0))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"fact": self.fact, "needed_for": list(self.needed_for)}
+        return {"fact": self.fact, "needed_for": list(self.needed_for), "decides": self.decides.to_dict()}
 
 
 @dataclass(frozen=True)
