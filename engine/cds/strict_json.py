@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from engine.errors import InputFactsError
+
 # The same depth bound as patient JSON (a prefetch Bundle's Observation component value is ~10 deep).
 from engine.run.json_input import MAX_DEPTH, no_duplicate_keys
 
