@@ -7,7 +7,8 @@ import textwrap
 from engine.guideline import Guideline
 from engine.model.vocabulary import kind_label, urgencies
 from engine.run.explain import show
-from engine.run.result import Result
+from engine.products import next_steps as steps
+from engine.run.result import RecommendationResult, Result
 
 _WIDTH = 100
 
@@ -20,24 +21,70 @@ def _value(value: object) -> str:
     return "–".join(map(show, value)) if isinstance(value, list) else show(value)
 
 
-def evaluation(guideline: Guideline, result: Result) -> str:
-    """Findings, then recommendations grouped by urgency ("do not" marked), missing data, sources."""
+def _finding(guideline: Guideline, result: Result, name: str, value: object, cited: set[int]) -> list[str]:
+    """'febrile neutropenia: yes  (by rule: …)', with what the value means where the content says."""
+    content = guideline.content
+    spec = content.derived.get(name) or content.facts.get(name)
+    words = ("yes" if value else "no") if isinstance(value, bool) else \
+        _value(value) if isinstance(value, list) else show(value, spec.unit if spec else None)
+    reasons = result.explanations.get(name)
+    reason = f"  ({'; '.join(reasons)})" if reasons else "  (given)" if name in content.facts else ""
+    meaning = spec.meaning_of(value) if spec is not None else None
+    said = ""
+    if meaning is not None:
+        said = f" — {meaning.text} [{', '.join(map(str, meaning.citations))}]"
+        cited |= set(meaning.citations)
+    return _wrap(f"{steps.label(content, name)}: {words}{said}{reason}", "  ", "    ")
+
+
+def _next(guideline: Guideline, result: Result, everything: bool) -> list[str]:
+    """What to find out first (the ranked `missing`, the tail folded), then what is not yet decided."""
+    content = guideline.content
+    lines = []
+    if result.missing:
+        lines.append("FIND OUT NEXT — absent facts are not read as normal; the most decisive first:")
+        shown = result.missing if everything else result.missing[:steps.TOP]
+        for m in shown:
+            lines += _wrap(f"{steps.line(content, m)}  ({m.fact})", "  ", "    ")
+        if len(shown) < len(result.missing):
+            lines.append(f"  … and {len(result.missing) - len(shown)} more; --all to list them")
+        lines.append("")
+    undecided = steps.undecided(content, result)
+    if undecided:
+        lines.append("NOT YET DECIDED")
+        for name, waits in undecided:
+            lines += _wrap(f"{steps.label(content, name)} — waits for "
+                           f"{steps.listing([steps.label(content, w) for w in waits], 4)}", "  ", "    ")
+        lines.append("")
+    return lines
+
+
+def _why(rec: RecommendationResult) -> str:
+    """Every cause, not only the first: each firing's matched condition (its chain stays in JSON)."""
+    heads = tuple(f"rule {rule} (" for rule in rec.rules)
+    causes = [line.split(": ", 1)[-1] for line in rec.because if line.startswith(heads)]
+    rules = f"rule {rec.rule}" if len(rec.rules) == 1 else f"rules {', '.join(rec.rules)}"
+    return f"why: {'; '.join(causes)}  [{rules}; sources {', '.join(map(str, rec.references))}]"
+
+
+def evaluation(guideline: Guideline, result: Result, everything: bool = False) -> str:
+    """Findings, what is undecided and what to find out next, then recommendations grouped by urgency
+    ("do not" marked), sources. `everything` lists every missing fact instead of the first few."""
     g = result.guideline
     meta = guideline.content.metadata
     lines = [f"{meta.title} — version {g['version']} ({g['status']}), {g['digest'][:19]}…", ""]
     lines += [*(f"NOTE: {note}" for note in result.notes), *([""] if result.notes else [])]
     lines.append("FINDINGS")
-    shown = {k: v for k, v in result.derived.items() if v is not None}
+    cited: set[int] = set()
+    shown = {k: v for k, v in result.derived.items() if not steps.is_undecided(guideline.content, k, v)}
     if not shown:
         lines.append("  nothing could be derived from these facts")
     for name, value in shown.items():
-        reasons = result.explanations.get(name)
-        reason = f"  ({reasons[0]})" if reasons else "  (given)" if name in guideline.content.facts else ""
-        lines += _wrap(f"{name} = {_value(value)}{reason}", "  ", "    ")
+        lines += _finding(guideline, result, name, value, cited)
     lines.append("")
+    lines += _next(guideline, result, everything)
     if not result.recommendations:
         lines += ["No recommendation fires for these facts.", ""]
-    cited: set[int] = set()
     for urgency in urgencies():
         recs = [r for r in result.recommendations if r.urgency == urgency]
         if not recs:
@@ -49,15 +96,8 @@ def evaluation(guideline: Guideline, result: Result) -> str:
                 mark = f"!! {mark}"
             lines.append(f"  {mark} {rec.title}  ({rec.code})")
             lines += _wrap(rec.text, "      ")
-            reason = rec.because[0].split(": ", 1)[-1]
-            refs = ", ".join(map(str, rec.references))
-            lines += _wrap(f"why: {reason}  [rule {rec.rule}; sources {refs}]", "      ", "  ")
+            lines += _wrap(_why(rec), "      ", "  ")
             cited |= set(rec.references)
-        lines.append("")
-    if result.missing:
-        lines.append("MISSING DATA — absent facts are not read as normal; these would decide more:")
-        for m in result.missing:
-            lines += _wrap(f"{m.fact}: needed for {', '.join(m.needed_for)}", "  ", "    ")
         lines.append("")
     if cited:
         lines.append("SOURCES")
