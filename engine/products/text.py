@@ -6,8 +6,8 @@ import textwrap
 
 from engine.guideline import Guideline
 from engine.model.vocabulary import kind_label, urgencies
-from engine.run.explain import show
 from engine.products import next_steps as steps
+from engine.run.explain import show
 from engine.run.result import RecommendationResult, Result
 
 _WIDTH = 100
