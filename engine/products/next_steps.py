@@ -25,7 +25,9 @@ def ask(content: Content, name: str) -> str:
 
 
 def listing(words: list[str], most: int = 3) -> str:
-    """'a', 'a and b', 'a, b and c', 'a, b, c and 2 more'."""
+    """'a', 'a and b', 'a, b and c', 'a, b, c and 2 more' ('' for none)."""
+    if not words:
+        return ""
     if len(words) > most:
         words = [*words[:most], f"{len(words) - most} more"]
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
