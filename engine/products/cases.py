@@ -78,7 +78,7 @@ def _check_case(doc: Document, i: int, raw: dict[str, Any], guideline: Guideline
         if name not in content.derived and name not in content.facts:
             problems.append(doc.problem(("cases", i, "expect", "derived", name, "$key"), "unknown-fact",
                                         f"unknown derived fact '{name}'{did_you_mean(name, content.derived)}"))
-    for key in ("missing", "not_missing"):
+    for key in ("missing", "not_missing", "missing_first"):
         for j, name in enumerate(raw["expect"].get(key, [])):
             if name not in content.facts:
                 problems.append(doc.problem(("cases", i, "expect", key, j), "unknown-fact",
@@ -129,6 +129,10 @@ def run_case(guideline: Guideline, case: Case) -> CaseOutcome:
     for name in exp.get("not_missing", []):
         if name in missing:
             failures.append(f"expected '{name}' not to be missing; it is")
+    first = exp.get("missing_first")
+    if first is not None and missing[:len(first)] != first:
+        failures.append(f"expected missing to start with [{', '.join(first)}]; "
+                        f"it starts with [{', '.join(missing[:len(first) + 2])}]")
     return CaseOutcome(case, failures, result.rules_fired)
 
 
