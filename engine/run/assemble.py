@@ -10,7 +10,7 @@ from engine.errors import RuleEngineError
 from engine.model.vocabulary import urgency_rank
 from engine.run.actions import Evaluation
 from engine.run.explain import reason, show
-from engine.run.ranking import rank
+from engine.run.ranking import meanings, rank
 from engine.run.result import RecommendationResult, Result
 
 
@@ -98,7 +98,8 @@ def result(ev: Evaluation, guideline: dict[str, str], converted: dict[str, float
         resolution = ev.resolved.get(name)
         if resolution is not None and resolution.reasons:
             explanations[name] = tuple(reason(rule, text) for rule, text, _ in resolution.reasons)
-    return Result(guideline, derived, tuple(recs), missing, frozenset(ev.rules_fired), explanations)
+    return Result(guideline, derived, tuple(recs), missing, frozenset(ev.rules_fired), explanations,
+                  meanings=meanings(content, derived))
 
 
 def _is_range(ev: Evaluation, name: str) -> bool:

@@ -1,5 +1,5 @@
 """Missing facts in clinical order (contract section 8): what each could still decide, the most
-urgent first.
+urgent first; and what the derived values mean, where the content says.
 
 Read from what the engine's undetermined firings recorded (`needed_for`, already followed
 through undetermined derived facts), never from per-fact knowledge: a second guideline ranks
@@ -37,3 +37,13 @@ def rank(needed: Mapping[str, Iterable[str]], content: Content) -> tuple[Missing
     facts = [MissingFact(fact, tuple(sorted(targets)), decides(targets, content))
              for fact, targets in needed.items()]
     return tuple(sorted(facts, key=sort_key))
+
+
+def meanings(content: Content, derived: Mapping[str, object]) -> dict[str, dict[str, object]]:
+    """What each derived value means where the content says so, with its sources (JSON `meanings`)."""
+    out: dict[str, dict[str, object]] = {}
+    for name, spec in content.derived.items():
+        meaning = spec.meaning_of(derived.get(name)) if name in derived else None
+        if meaning is not None:
+            out[name] = {"value": meaning.value, "text": meaning.text, "citations": list(meaning.citations)}
+    return out

@@ -62,6 +62,8 @@ class Result:
     explanations: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # What a reader must know about the input itself (e.g. that no fact was given at all).
     notes: tuple[str, ...] = ()
+    # What a derived value means for the patient, where the content says (fn_risk low: 6 % …).
+    meanings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def codes(self) -> list[str]:
@@ -74,6 +76,7 @@ class Result:
             "recommendations": [r.to_dict() for r in self.recommendations],
             "missing": [m.to_dict() for m in self.missing],
             "explanations": {name: list(lines) for name, lines in self.explanations.items()},
+            "meanings": {name: dict(m) for name, m in self.meanings.items()},
             # Only when there is one, so every other result's JSON stays as it was.
             **({"notes": list(self.notes)} if self.notes else {}),
         }
