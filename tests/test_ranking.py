@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import replace_once
 from hypothesis import given, settings
 from test_properties_patient import REF, examples, valid_patients
 
@@ -225,3 +226,11 @@ def test_missing_first_fails_with_the_actual_start_and_names_are_checked(guideli
         "cases:\n  - name: typo\n    facts: {anc: 0.4}\n    expect: {missing_first: [temperatur]}\n", encoding="utf-8")
     _, problems = _cases.load_cases(bundled_copy, guideline)
     assert [p.message for p in problems] == ["unknown input fact 'temperatur' (did you mean 'temperature'?)"]
+
+
+def test_a_changed_meaning_is_a_minor_change_of_content(guideline: engine.Guideline, bundled_copy: Path) -> None:
+    from engine.products.diff.semantic import semantic_diff
+
+    replace_once(bundled_copy / "facts.yaml", "about 6 % of such", "about 7 % of such")
+    changes = semantic_diff(guideline.content, engine.load(bundled_copy).content)
+    assert [(c.key, c.field, c.level) for c in changes] == [("fn_risk", "meaning of low", "minor")]
