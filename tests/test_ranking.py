@@ -234,3 +234,13 @@ def test_a_changed_meaning_is_a_minor_change_of_content(guideline: engine.Guidel
     replace_once(bundled_copy / "facts.yaml", "about 6 % of such", "about 7 % of such")
     changes = semantic_diff(guideline.content, engine.load(bundled_copy).content)
     assert [(c.key, c.field, c.level) for c in changes] == [("fn_risk", "meaning of low", "minor")]
+
+
+def test_applicability_reads_as_whether_the_guideline_applies(guideline: engine.Guideline) -> None:
+    from engine.products import next_steps
+    from engine.run.result import MissingFact
+
+    age = MissingFact("age", ("applicability", "mascc_score"),
+                      ranking.decides(("applicability", "mascc_score"), guideline.content))
+    assert next_steps.line(guideline.content, age) == "Record the patient's age: it decides MASCC score and " \
+                                                      "whether the guideline applies"

@@ -11,6 +11,8 @@ from engine.model.content import Content
 from engine.run.result import MissingFact, Result
 
 TOP = 5  # missing facts shown before the tail is folded
+# Targets of `needed_for` that are neither codes nor derived facts, named by the contract (section 7).
+_TARGET_WORDS = {"applicability": "whether the guideline applies"}
 
 
 def label(content: Content, name: str) -> str:
@@ -36,7 +38,8 @@ def listing(words: list[str], most: int = 3) -> str:
 def decides(content: Content, missing: MissingFact) -> str:
     """'fever, febrile neutropenia and 3 more — 5 immediate, 4 urgent and 11 routine recommendations'."""
     d = missing.decides
-    others = [t for t in missing.needed_for if t not in content.catalogue and t not in content.derived]
+    others = [_TARGET_WORDS.get(t, t) for t in missing.needed_for
+              if t not in content.catalogue and t not in content.derived]
     named = [label(content, name) for name in d.derived] + others
     counts = listing([f"{n} {urgency}" for urgency, n in d.by_urgency], most=len(d.by_urgency))
     recs = f"{counts} recommendation{'s' if d.recommendations != 1 else ''}" if d.recommendations else ""
