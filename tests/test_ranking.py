@@ -69,8 +69,8 @@ def test_every_example_and_case_patient_is_ranked_as_the_contract_says(guideline
 
 @settings(max_examples=examples(25))
 @given(valid_patients(REF))
-def test_random_patients_are_ranked_as_the_contract_says(bundled: engine.Guideline, facts: dict[str, Any]) -> None:
-    assert order_problems(bundled.evaluate(facts), bundled.content) == []
+def test_random_patients_are_ranked_as_the_contract_says(guideline: engine.Guideline, facts: dict[str, Any]) -> None:
+    assert order_problems(guideline.evaluate(facts), guideline.content) == []
 
 
 def test_rank_orders_by_most_urgent_then_count_then_name(guideline: engine.Guideline) -> None:
