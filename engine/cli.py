@@ -106,7 +106,7 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: Text
         json.dump(result.to_dict(), out, ensure_ascii=False, indent=2)
         out.write("\n")
     else:
-        out.write(_text.evaluation(guideline, result))
+        out.write(_text.evaluation(guideline, result, everything=args.all))
     return OK
 
 
@@ -280,6 +280,7 @@ def _parser() -> argparse.ArgumentParser:
     p = _command(sub, "evaluate", cmd_evaluate, "evaluate one patient's facts (JSON; - = stdin)", folder="flag")
     p.add_argument("file", nargs="?", metavar="FILE", help="patient facts (JSON; - = stdin); or use --fhir")
     p.add_argument("--format", choices=("json", "text"), default="text", help="output format (default text)")
+    p.add_argument("--all", action="store_true", help="text: list every missing fact, not only the first few")
     p.add_argument("--fhir", metavar="BUNDLE", help="read the facts from a FHIR R4 Bundle / resource(s) (JSON)")
     p.add_argument("--facts", metavar="EXTRA", help="with --fhir: facts FHIR does not carry (JSON object)")
     p.add_argument("--as-of", type=_iso_date, metavar="YYYY-MM-DD",

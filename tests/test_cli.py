@@ -265,8 +265,9 @@ def test_text_marks_do_not_and_lists_missing_data(fast_cli: None) -> None:
     assert rc == 0, err
     never_delay = next(line for line in out.splitlines() if "(fn-never-delay-antibiotics)" in line)
     assert "DO NOT" in never_delay
-    assert "MISSING" in out.upper()
-    assert "symptom_burden" in out  # a missing MASCC item, named for the reader
+    assert "FIND OUT NEXT" in out and "(systolic_bp)" in out  # the first missing MASCC item, named
+    rc, out, err = run_cli(["evaluate", "-", "--all"], stdin=json.dumps(facts))
+    assert rc == 0 and "(symptom_burden)" in out  # --all lists every one
 
 
 # --- evaluate: options ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from engine.model.vocabulary import urgencies, urgency_rank
 from engine.run.actions import Evaluation
 from engine.run.assemble import result
 from engine.run.input import check_facts
+from engine.run.ranking import sort_key
 
 FIXTURE = Path(__file__).parent / "fixtures" / "kleene"
 
@@ -56,7 +57,8 @@ def test_missing_names_only_facts_that_would_decide_something_still_open() -> No
     assert "febrile" in temperature.needed_for
     res = result(_evaluation(g, {"anc": 0.3, "temperature": 39.0}), g.info, {})
     names = [m.fact for m in res.missing]
-    assert names == sorted(names) and "temperature" not in names and "anc" not in names
+    assert list(res.missing) == sorted(res.missing, key=sort_key)  # ranked (contract section 8)
+    assert "temperature" not in names and "anc" not in names
     age = next(m for m in res.missing if m.fact == "age")
     assert "mascc_score" in age.needed_for and list(age.needed_for) == sorted(age.needed_for)
     decided = {"febrile", "febrile_neutropenia", "neutropenia_grade", "profound_neutropenia"}

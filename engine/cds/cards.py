@@ -1,4 +1,4 @@
-"""A result as CDS Hooks 2.0 cards: one card per recommendation, plus one for the missing facts.
+"""A result as CDS Hooks 2.0 cards: one card per recommendation, plus one "find out next" card.
 
 One card per recommendation, not grouped: each carries its own rule, reasons and sources, a
 clinician accepts or overrides each one separately, and feedback then names exactly the
@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.model.content import Content
 from engine.model.vocabulary import kind_label
+from engine.products import next_steps as steps
 from engine.run.explain import show_unit
 from engine.run.result import MissingFact, RecommendationResult, Result
 
@@ -108,28 +109,37 @@ def _first_sentence(text: str) -> str:
     return text if end < 0 else text[:end + 1]
 
 
-def _missing_line(content: Content, missing: MissingFact) -> str:
-    """'- **fact** (unit; LOINC …): first sentence of its description — decides codes' in Markdown."""
-    spec = content.facts.get(missing.fact)
+def _fact_head(content: Content, fact: str) -> str:
+    """'**fact** (unit; LOINC …)' in Markdown."""
+    spec = content.facts.get(fact)
     notes = []
     if spec is not None and spec.type == "number" and spec.unit:
         notes.append(md(show_unit(spec.unit).strip()))
     if spec is not None and spec.loinc:
         notes.append(f"LOINC {', '.join(spec.loinc)}")
-    head = f"- **{md(missing.fact)}**" + (f" ({'; '.join(notes)})" if notes else "")
+    return f"**{md(fact)}**" + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _missing_line(content: Content, missing: MissingFact) -> str:
+    """'- **fact** (unit; LOINC …): first sentence of its description — decides codes' in Markdown."""
+    spec = content.facts.get(missing.fact)
     described = f": {md(_first_sentence(spec.description))}" if spec is not None and spec.description else ""
-    return f"{head}{described} — decides {md(', '.join(missing.needed_for))}"
+    return f"- {_fact_head(content, missing.fact)}{described} — decides {md(', '.join(missing.needed_for))}"
+
+
+def _next_line(content: Content, missing: MissingFact) -> str:
+    """'**temperature** (°C; LOINC …) — Measure the temperature: it decides … recommendations'."""
+    return (f"{_fact_head(content, missing.fact)} — {md(steps.ask(content, missing.fact))}: "
+            f"it decides {md(steps.decides(content, missing))}")
 
 
 def missing_card(missing: Sequence[MissingFact], content: Content, guideline: Mapping[str, str],
                  context: CardContext) -> dict[str, Any]:
-    """An info card listing the absent facts that would decide more (absent is never normal).
-
-    The facts that would decide the most come first, so the summary names the most useful ones.
+    """The "find out next" info card: the absent facts in the result's ranked order (the most
+    decisive first), the first few with how to find each out and what it would decide, then the rest.
     """
-    missing = sorted(missing, key=lambda m: (-len(m.needed_for), m.fact))
-    names = [m.fact for m in missing]
-    head = f"{len(names)} missing fact{'s' if len(names) != 1 else ''} would decide more: "
+    names = [steps.label(content, m.fact) for m in missing]
+    head = "Find out next: "
     shown = ""
     for i, name in enumerate(names):
         rest = len(names) - i - 1
@@ -141,8 +151,12 @@ def missing_card(missing: Sequence[MissingFact], content: Content, guideline: Ma
     how = (f"_The EHR sends facts with a LOINC code as Observations; the others in the request extension "
            f"`{guideline['id']}.facts`._")
     intro = ("Absent data is not read as normal: these facts were not given, and each would let the guideline "
-             "decide more.")
-    lines = [intro, "", *[_missing_line(content, m) for m in missing], "", how, "", _footer(guideline)]
+             "decide more. The most decisive come first.")
+    top, tail = missing[:steps.TOP], missing[steps.TOP:]
+    lines = [intro, "", *[f"{i}. {_next_line(content, m)}" for i, m in enumerate(top, 1)]]
+    if tail:
+        lines += ["", f"**Also missing** ({len(tail)})", "", *[_missing_line(content, m) for m in tail]]
+    lines += ["", how, "", _footer(guideline)]
     return {
         "uuid": card_uuid(context, MISSING_KEY),
         "summary": summary(head + shown),

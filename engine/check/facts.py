@@ -47,3 +47,17 @@ def input_and_derived_types(content: Content) -> Iterator[Problem]:
         if name in content.facts and spec.type != content.facts[name].type:
             yield where.problem("type-mismatch", f"'{name}' is {content.facts[name].type} as an input but "
                                 f"{spec.type} as a derived fact", "type")
+
+
+def value_meanings(content: Content) -> Iterator[Problem]:
+    """Check: a derived fact's `meaning` explains only values it can take, citing defined references."""
+    for name, spec, where in _located(content.derived):
+        for m in spec.meaning:
+            if m.value not in spec.values:
+                yield where.problem("unknown-value", f"meaning given for '{m.value}', which is not a value of "
+                                    f"'{name}' (values: {', '.join(spec.values) or 'none: not an enum'})",
+                                    "meaning", m.value, "$key")
+            for i, ref in enumerate(m.citations):
+                if ref not in content.references:
+                    yield where.problem("unknown-reference", f"reference {ref} is not defined",
+                                        "meaning", m.value, "citations", i)

@@ -43,6 +43,7 @@ CHECKS: tuple[Check, ...] = (
     Check("unit-conversions", facts.unit_conversions, ("unit-mismatch",)),
     Check("duplicate-loinc", facts.duplicate_loinc, ("duplicate-loinc",)),
     Check("input-and-derived-types", facts.input_and_derived_types, ("type-mismatch",)),
+    Check("value-meanings", facts.value_meanings, ("unknown-value", "unknown-reference")),
     Check("duplicate-score-ids", scores.duplicate_score_ids, ("duplicate-id",)),
     Check("duplicate-item-ids", scores.duplicate_item_ids, ("duplicate-id",)),
     Check("score-citations", scores.score_citations, ("unknown-reference",)),

@@ -31,6 +31,7 @@ from engine.model.content import (
     Score,
     ScoreItem,
     ScoreOption,
+    ValueMeaning,
     Where,
 )
 from engine.model.source import Document, Path_
@@ -133,7 +134,10 @@ def _fact_spec(name: str, data: dict[str, Any], derived: bool, doc: Document, pa
         undetermined_label=data.get("undetermined_label"), fhir_patient=data.get("fhir", {}).get("patient"),
         fhir_component_of=tuple(data.get("fhir", {}).get("component_of", ())),
         fhir_select=data.get("fhir", {}).get("select", "latest"),
-        fhir_window_hours=data.get("fhir", {}).get("window_hours"), where=Where(doc, path))
+        fhir_window_hours=data.get("fhir", {}).get("window_hours"),
+        label=data.get("label"), ask=data.get("ask"),
+        meaning=tuple(ValueMeaning(str(v), m["text"], tuple(m["citations"]))
+                      for v, m in data.get("meaning", {}).items()), where=Where(doc, path))
 
 
 def _population(data: dict[str, Any] | None, doc: Document) -> Population | None:

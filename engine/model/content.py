@@ -126,6 +126,15 @@ class Conversion:
 
 
 @dataclass(frozen=True)
+class ValueMeaning:
+    """What one value of a derived fact means for the patient, in the seed's words, with its sources."""
+
+    value: str
+    text: str
+    citations: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class FactSpec:
     name: str
     type: str  # number | boolean | enum | range
@@ -141,7 +150,22 @@ class FactSpec:
     fhir_component_of: tuple[str, ...] = ()  # panels whose components coded with `loinc` give the fact
     fhir_select: str = "latest"              # latest | highest | lowest (within fhir_window_hours)
     fhir_window_hours: float | None = None
+    label: str | None = None                 # the plain clinical name shown to people
+    ask: str | None = None                   # how to ask for it ("Measure the temperature")
+    meaning: tuple[ValueMeaning, ...] = ()   # what a value means (derived facts)
     where: Where | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def display(self) -> str:
+        """The fact's plain name: its `label`, else its name with spaces."""
+        return self.label or self.name.replace("_", " ")
+
+    @property
+    def ask_phrase(self) -> str:
+        return self.ask or f"Find out {self.display}"
+
+    def meaning_of(self, value: object) -> ValueMeaning | None:
+        return next((m for m in self.meaning if m.value == value), None)
 
     def conversion(self, unit: str) -> Conversion | None:
         if unit == self.unit:

@@ -80,7 +80,7 @@ def _check_case(doc: Document, i: int, raw: dict[str, Any], guideline: Guideline
         if name not in content.derived and name not in content.facts:
             problems.append(doc.problem(("cases", i, "expect", "derived", name, "$key"), "unknown-fact",
                                         f"unknown derived fact '{name}'{did_you_mean(name, content.derived)}"))
-    for key in ("missing", "not_missing"):
+    for key in ("missing", "not_missing", "missing_first"):
         for j, name in enumerate(raw["expect"].get(key, [])):
             if name not in content.facts:
                 problems.append(doc.problem(("cases", i, "expect", key, j), "unknown-fact",
@@ -147,6 +147,10 @@ def expectation_failures(case: Case, result: Result) -> list[str]:
         a = result.applicability
         failures.append(f"expected applicability {exp['applicability']}; it is {a.status} "
                         f"({a.population}: {'; '.join(a.because) or 'no reason given'})")
+    first = exp.get("missing_first")
+    if first is not None and missing[:len(first)] != first:
+        failures.append(f"expected missing to start with [{', '.join(first)}]; "
+                        f"it starts with [{', '.join(missing[:len(first) + 2])}]")
     return failures
 
 

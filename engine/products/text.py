@@ -6,9 +6,10 @@ import textwrap
 
 from engine.guideline import Guideline
 from engine.model.vocabulary import kind_label, urgencies
+from engine.products import next_steps as steps
 from engine.products.explore_text import what_if_section, why_not_section
 from engine.run.explain import show
-from engine.run.result import Result
+from engine.run.result import RecommendationResult, Result
 
 _WIDTH = 100
 
@@ -35,26 +36,74 @@ def applicability_lines(result: Result) -> list[str]:
     return []  # no population declared: the guideline is for everyone, nothing to say
 
 
-def evaluation(guideline: Guideline, result: Result) -> str:
-    """Findings, then recommendations grouped by urgency ("do not" marked), missing data, sources."""
+def _finding(guideline: Guideline, result: Result, name: str, value: object, cited: set[int]) -> list[str]:
+    """'febrile neutropenia: yes  (by rule: …)', with what the value means where the content says."""
+    content = guideline.content
+    spec = content.derived.get(name) or content.facts.get(name)
+    words = ("yes" if value else "no") if isinstance(value, bool) else \
+        _value(value) if isinstance(value, list) else show(value, spec.unit if spec else None)
+    reasons = result.explanations.get(name)
+    reason = f"  ({'; '.join(reasons)})" if reasons else "  (given)" if name in content.facts else ""
+    meaning = spec.meaning_of(value) if spec is not None else None
+    said = ""
+    if meaning is not None:
+        said = f" — {meaning.text} [{', '.join(map(str, meaning.citations))}]"
+        cited |= set(meaning.citations)
+    return _wrap(f"{steps.label(content, name)}: {words}{said}{reason}", "  ", "    ")
+
+
+def _next(guideline: Guideline, result: Result, everything: bool) -> list[str]:
+    """What to find out first (the ranked `missing`, the tail folded), then what is not yet decided."""
+    content = guideline.content
+    lines = []
+    if result.missing:
+        lines.append("FIND OUT NEXT — absent facts are not read as normal; the most decisive first:")
+        asked = steps.questions(guideline.program, result.missing)
+        shown = asked if everything else asked[:steps.TOP]
+        for group in shown:
+            lines += _wrap(f"{steps.question(content, group)}  ({', '.join(m.fact for m in group)})", "  ", "    ")
+        folded = sum(len(group) for group in asked[len(shown):])
+        if folded:
+            lines.append(f"  … and {folded} more; --all to list them")
+        lines.append("")
+    undecided = steps.undecided(content, result)
+    if undecided:
+        lines.append("NOT YET DECIDED")
+        for name, waits in undecided:
+            lines += _wrap(f"{steps.label(content, name)} — waits for "
+                           f"{steps.listing([steps.label(content, w) for w in waits], 4)}", "  ", "    ")
+        lines.append("")
+    return lines
+
+
+def _why(rec: RecommendationResult) -> str:
+    """Every cause, not only the first: each firing's matched condition (its chain stays in JSON)."""
+    heads = tuple(f"rule {rule} (" for rule in rec.rules)
+    causes = [line.split(": ", 1)[-1] for line in rec.because if line.startswith(heads)]
+    rules = f"rule {rec.rule}" if len(rec.rules) == 1 else f"rules {', '.join(rec.rules)}"
+    return f"why: {'; '.join(causes)}  [{rules}; sources {', '.join(map(str, rec.references))}]"
+
+
+def evaluation(guideline: Guideline, result: Result, everything: bool = False) -> str:
+    """Findings, what is undecided and what to find out next, then recommendations grouped by urgency
+    ("do not" marked), sources. `everything` lists every missing fact instead of the first few."""
     g = result.guideline
     meta = guideline.content.metadata
     lines = [f"{meta.title} — version {g['version']} ({g['status']}), {g['digest'][:19]}…", ""]
     lines += [*(f"NOTE: {note}" for note in result.notes), *([""] if result.notes else [])]
     lines += applicability_lines(result)
     lines.append("FINDINGS")
-    shown = {k: v for k, v in result.derived.items() if v is not None}
+    cited: set[int] = set()
+    shown = {k: v for k, v in result.derived.items() if not steps.is_undecided(guideline.content, k, v)}
     if not shown:
         lines.append("  nothing could be derived from these facts")
     for name, value in shown.items():
-        reasons = result.explanations.get(name)
-        reason = f"  ({reasons[0]})" if reasons else "  (given)" if name in guideline.content.facts else ""
-        lines += _wrap(f"{name} = {_value(value)}{reason}", "  ", "    ")
+        lines += _finding(guideline, result, name, value, cited)
     lines.append("")
+    lines += _next(guideline, result, everything)
     outside = result.applicability.status == "does-not-apply"
     if not result.recommendations and not outside:  # outside: said at the top, and nothing was weighed
         lines += ["No recommendation fires for these facts.", ""]
-    cited: set[int] = set()
     for urgency in urgencies():
         recs = [r for r in result.recommendations if r.urgency == urgency]
         if not recs:
@@ -66,15 +115,8 @@ def evaluation(guideline: Guideline, result: Result) -> str:
                 mark = f"!! {mark}"
             lines.append(f"  {mark} {rec.title}  ({rec.code})")
             lines += _wrap(rec.text, "      ")
-            reason = rec.because[0].split(": ", 1)[-1]
-            refs = ", ".join(map(str, rec.references))
-            lines += _wrap(f"why: {reason}  [rule {rec.rule}; sources {refs}]", "      ", "  ")
+            lines += _wrap(_why(rec), "      ", "  ")
             cited |= set(rec.references)
-        lines.append("")
-    if result.missing:
-        lines.append("MISSING DATA — absent facts are not read as normal; these would decide more:")
-        for m in result.missing:
-            lines += _wrap(f"{m.fact}: needed for {', '.join(m.needed_for)}", "  ", "    ")
         lines.append("")
     lines += what_if_section(guideline.content, result) + why_not_section(result)
     if cited:

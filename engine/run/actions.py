@@ -18,7 +18,7 @@ from engine.errors import RuleEngineError
 from engine.model.content import Atom, Content, Formula, Operand
 from engine.model.units import exact, to_float
 from engine.run.durable import Matched
-from engine.run.explain import describe, show
+from engine.run.explain import NO_RULE_HOLDS, describe, show
 
 _UNDETERMINED = frozenset(U)
 
@@ -223,7 +223,7 @@ class Evaluation:
     def _derive(self, action: Action, matched: Matched) -> None:
         text, deps = self._explain(action, matched)
         value = self._compute(action.value, action, matched)
-        rule_id = action.rule.id if action.rule else "its rules for true not applying"
+        rule_id = action.rule.id if action.rule else NO_RULE_HOLDS
         if action.rule:
             self.rules_fired.add(action.rule.id)
         self._resolve(action.target, Resolution("value", value, reasons=[(rule_id, text, deps)]), enc.known(value))

@@ -18,6 +18,7 @@ from engine.model.content import Atom
 from engine.model.vocabulary import NEGATED_WORDS, WORDS
 from engine.run.actions import Evaluation
 from engine.run.explain import describe, show
+from engine.run.ranking import rank
 from engine.run.result import Applicability, MissingFact, Result
 
 
@@ -42,13 +43,10 @@ def applicability(ev: Evaluation) -> Applicability:
 
 
 def _for_derived_facts(ev: Evaluation, missing: tuple[MissingFact, ...]) -> tuple[MissingFact, ...]:
-    """The missing facts that still decide a derived fact; the rest waited for recommendations only."""
-    kept = []
-    for m in missing:
-        targets = tuple(t for t in m.needed_for if t in ev.content.derived)
-        if targets:
-            kept.append(MissingFact(m.fact, targets))
-    return tuple(kept)
+    """The missing facts that still decide a derived fact, ranked again (the rest waited for
+    recommendations only, which a patient outside the population does not get)."""
+    kept = {m.fact: [t for t in m.needed_for if t in ev.content.derived] for m in missing}
+    return rank({fact: targets for fact, targets in kept.items() if targets}, ev.content)
 
 
 def applied(ev: Evaluation, result: Result) -> Result:

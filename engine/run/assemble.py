@@ -10,8 +10,9 @@ from engine.errors import RuleEngineError
 from engine.model.vocabulary import urgency_rank
 from engine.run.actions import Evaluation
 from engine.run.applicability import applied
-from engine.run.explain import show
-from engine.run.result import MissingFact, RecommendationResult, Result
+from engine.run.explain import reason, show
+from engine.run.ranking import meanings, rank
+from engine.run.result import RecommendationResult, Result
 
 
 def _inputs_behind(ev: Evaluation, target: str, cache: dict[str, set[str]],
@@ -37,7 +38,7 @@ def _chain(ev: Evaluation, deps: tuple[str, ...], lines: list[str], seen: set[st
             value = show(res.value, ev.unit(name)) if res.state == "value" else \
                 f"between {show(res.lo)} and {show(res.hi)}"
             label = enc.item_label(name)
-            lines.append(f"{label} = {value} by {rule}: {text}")
+            lines.append(f"{label} = {value} {reason(rule, text)}")
             _chain(ev, sub, lines, seen)
 
 
@@ -92,14 +93,14 @@ def result(ev: Evaluation, guideline: dict[str, str], converted: dict[str, float
             continue  # decided after all (e.g. by another branch)
         for fact in _inputs_behind(ev, target, cache):
             needed.setdefault(fact, set()).add(target)
-    missing = tuple(MissingFact(fact, tuple(sorted(targets_)))
-                    for fact, targets_ in sorted(needed.items()))
+    missing = rank(needed, content)
     explanations = {}
     for name in content.derived:
         resolution = ev.resolved.get(name)
         if resolution is not None and resolution.reasons:
-            explanations[name] = tuple(f"by {rule}: {text}" for rule, text, _ in resolution.reasons)
-    return applied(ev, Result(guideline, derived, tuple(recs), missing, frozenset(ev.rules_fired), explanations))
+            explanations[name] = tuple(reason(rule, text) for rule, text, _ in resolution.reasons)
+    return applied(ev, Result(guideline, derived, tuple(recs), missing, frozenset(ev.rules_fired), explanations,
+                              meanings=meanings(content, derived)))
 
 
 def _is_range(ev: Evaluation, name: str) -> bool:

@@ -13,6 +13,15 @@ _UNIT_DISPLAY = {"10*9/L": "×10⁹/L", "Cel": "°C", "mm[Hg]": "mmHg", "a": "ye
                  "wk": "weeks", "g/dL": "g/dL", "%": "%"}
 
 
+# The rule id recorded when a boolean is false because none of its rules for true holds.
+NO_RULE_HOLDS = ""
+
+
+def reason(rule: str, text: str) -> str:
+    """'by RULE: what matched', or, for a default false, that none of its conditions holds."""
+    return f"by {rule}: {text}" if rule != NO_RULE_HOLDS else f"none of its conditions holds: {text}"
+
+
 def show_unit(unit: str | None) -> str:
     return "" if not unit else " " + _UNIT_DISPLAY.get(unit, unit)
 

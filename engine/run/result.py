@@ -27,12 +27,27 @@ class RecommendationResult:
 
 
 @dataclass(frozen=True)
+class Decides:
+    """What knowing one missing fact could still decide (contract section 8)."""
+
+    urgency: str | None                        # the most urgent recommendation it could decide
+    recommendations: int                       # how many recommendations it could decide
+    by_urgency: tuple[tuple[str, int], ...] = ()  # (urgency, count), most urgent first
+    derived: tuple[str, ...] = ()              # derived facts it could decide, in facts.yaml order
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"urgency": self.urgency, "recommendations": self.recommendations,
+                "by_urgency": dict(self.by_urgency), "derived": list(self.derived)}
+
+
+@dataclass(frozen=True)
 class MissingFact:
     fact: str
     needed_for: tuple[str, ...]
+    decides: Decides = field(default_factory=lambda: Decides(None, 0))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"fact": self.fact, "needed_for": list(self.needed_for)}
+        return {"fact": self.fact, "needed_for": list(self.needed_for), "decides": self.decides.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -118,6 +133,8 @@ class Result:
     # Only when asked for (contract section 8): None otherwise, and then absent from the JSON.
     what_if: tuple[WhatIfEntry, ...] | None = None
     why_not: tuple[WhyNotEntry, ...] | None = None
+    # What a derived value means for the patient, where the content says (fn_risk low: 6 % …).
+    meanings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def codes(self) -> list[str]:
@@ -131,6 +148,7 @@ class Result:
             "recommendations": [r.to_dict() for r in self.recommendations],
             "missing": [m.to_dict() for m in self.missing],
             "explanations": {name: list(lines) for name, lines in self.explanations.items()},
+            "meanings": {name: dict(m) for name, m in self.meanings.items()},
             # Only when there is one, so every other result's JSON stays as it was.
             **({"notes": list(self.notes)} if self.notes else {}),
             **({"what_if": [e.to_dict() for e in self.what_if]} if self.what_if is not None else {}),

@@ -19,6 +19,7 @@ from engine.model.content import (
     Operand,
     Rule,
     Score,
+    ValueMeaning,
 )
 from engine.products.diff.conditions import Pair, ckey, vkey
 from engine.products.diff.results import MAJOR, MINOR, NONE, PATCH, Change
@@ -130,7 +131,11 @@ def _plain(value: Any) -> str:
 
 
 _FACT_FIELDS_SHOWN = {"name", "type", "derived", "unit", "units", "range", "values", "loinc", "undetermined_label",
-                      "description"}
+                      "description", "label", "ask", "meaning"}
+
+
+def _meaning(m: ValueMeaning | None) -> str | None:
+    return None if m is None else f"{m.text} [{', '.join(map(str, m.citations))}]"
 
 
 def _fact(area: str, o: FactSpec, n: FactSpec) -> Iterator[Change]:
@@ -160,6 +165,13 @@ def _fact(area: str, o: FactSpec, n: FactSpec) -> Iterator[Change]:
     yield from _set_change(area, name, "LOINC codes", o.loinc, n.loinc, PATCH, PATCH)
     yield from _text(area, name, "undetermined label", o.undetermined_label, n.undetermined_label, MINOR)
     yield from _text(area, name, "description", o.description, n.description)
+    yield from _text(area, name, "label", o.label, n.label)
+    yield from _text(area, name, "ask", o.ask, n.ask)
+    # What a value means is shown to clinicians (risk figures): a change is a change of advice text.
+    om, nm = {m.value: m for m in o.meaning}, {m.value: m for m in n.meaning}
+    for value in sorted(set(om) | set(nm)):
+        old_m, new_m = om.get(value), nm.get(value)
+        yield from _text(area, name, f"meaning of {value}", _meaning(old_m), _meaning(new_m), MINOR)
     # Fields added to the dictionary later (e.g. FHIR mappings) still show, as a change of input mapping.
     for f in fields(FactSpec):
         if f.compare and f.name not in _FACT_FIELDS_SHOWN and getattr(o, f.name) != getattr(n, f.name):

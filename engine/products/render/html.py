@@ -22,6 +22,7 @@ from engine.products.render.review import (
 )
 from engine.products.render.texts import (
     conversion_text,
+    described,
     people,
     range_text,
     rule_outcome,
@@ -241,7 +242,7 @@ def _html_facts(rv: Review) -> str:
     for name, spec in content.derived.items():
         readers = rv.read_by.get(f"{DERIVED}:{name}", [])
         derived.append(f'<tr id="derived-{e(name)}"><td><code>{e(name)}</code></td><td>{e(type_text(spec))}</td>'
-                       f'<td>{e(unit_text(spec.unit))}</td><td>{e(spec.description)}</td>'
+                       f'<td>{e(unit_text(spec.unit))}</td><td>{e(described(spec))}</td>'
                        f'<td class="small">{_links("reader", rv.derived_by.get(name, []))}</td>'
                        f'<td class="small">{_links("reader", readers)}</td></tr>')
     return ('<section id="facts"><h2>Facts dictionary</h2><h3 id="input-facts">Input facts</h3>'

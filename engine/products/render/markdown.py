@@ -20,6 +20,7 @@ from engine.products.render.review import (
 )
 from engine.products.render.texts import (
     conversion_text,
+    described,
     people,
     range_text,
     rule_outcome,
@@ -191,7 +192,7 @@ def _md_facts(rv: Review) -> list[str]:
     rows = [[f"{_md_anchor(f'fact-{n}')}`{n}`", md(type_text(s)), md(unit_text(s.unit)),
              md("; ".join(conversion_text(u, c) for u, c in s.units)), md(range_text(s)),
              md(", ".join(s.loinc)), md(s.description)] for n, s in content.facts.items()]
-    derived = [[f"{_md_anchor(f'derived-{n}')}`{n}`", md(type_text(s)), md(unit_text(s.unit)), md(s.description),
+    derived = [[f"{_md_anchor(f'derived-{n}')}`{n}`", md(type_text(s)), md(unit_text(s.unit)), md(described(s)),
                 _md_links("reader", rv.derived_by.get(n, []))] for n, s in content.derived.items()]
     return [_md_anchor("facts"), "## Facts dictionary", "", "### Input facts", "",
             *_md_table(["Fact", "Type", "Canonical unit", "Accepted units", "Plausible range", "LOINC", "Description"],

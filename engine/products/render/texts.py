@@ -65,6 +65,12 @@ def type_text(spec: FactSpec) -> str:
     return spec.type
 
 
+def described(spec: FactSpec) -> str:
+    """The description, then what each value means where the content says (with its sources)."""
+    said = "".join(f" {m.value.capitalize()}: {m.text} [{', '.join(map(str, m.citations))}]" for m in spec.meaning)
+    return spec.description + said
+
+
 def people(entries: tuple[dict[str, str], ...]) -> str:
     return "; ".join(f"{e.get('name', '')}" + (f" ({e['role']})" if e.get("role") else "") for e in entries)
 
