@@ -73,16 +73,17 @@ def fast_cli(monkeypatch: pytest.MonkeyPatch, guideline: engine.Guideline) -> No
     Only for tests about input handling and output shape; loading itself is tested elsewhere
     (and by the subprocess tests, which always load for real).
     """
-    from engine import cli
+    from engine.cli import content, evaluate
 
-    real_load = cli.load
+    real_load = evaluate.load
 
     def load(path=None):
         if path is None or Path(path).resolve() == engine.BUNDLED_GUIDELINE.resolve():
             return guideline
         return real_load(path)
 
-    monkeypatch.setattr(cli, "load", load)
+    for module in (evaluate, content):  # every command module that loads a guideline
+        monkeypatch.setattr(module, "load", load)
 
 
 # --- hypothesis profiles ------------------------------------------------------------------------

@@ -265,9 +265,9 @@ def test_text_marks_do_not_and_lists_missing_data(fast_cli: None) -> None:
     assert rc == 0, err
     never_delay = next(line for line in out.splitlines() if "(fn-never-delay-antibiotics)" in line)
     assert "DO NOT" in never_delay
-    assert "FIND OUT NEXT" in out and "(systolic_bp)" in out  # the first missing MASCC item, named
+    assert "FIND OUT NEXT" in out and "(systolic_bp" in out  # the first missing MASCC item, named
     rc, out, err = run_cli(["evaluate", "-", "--all"], stdin=json.dumps(facts))
-    assert rc == 0 and "(symptom_burden)" in out  # --all lists every one
+    assert rc == 0 and "symptom_burden" in out  # --all lists every one
 
 
 # --- evaluate: options ------------------------------------------------------------------------------

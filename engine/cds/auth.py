@@ -23,11 +23,7 @@ from typing import Any
 
 import jwt
 
-from engine.cds.trust import (
-    ASYMMETRIC_ALGORITHMS,
-    TrustConfigError,  # noqa: F401  (engine/cli.py imports it from here)
-    TrustedKey,
-)
+from engine.cds.trust import ASYMMETRIC_ALGORITHMS, TrustedKey
 from engine.errors import BadInputError
 
 LEEWAY_S = 30            # clock skew tolerated on exp and iat
