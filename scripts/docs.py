@@ -239,6 +239,7 @@ def facts_and_codes(region: Region) -> str:
 
 PRODUCERS: dict[str, Callable[[Region], str]] = {
     "evaluate-output": evaluate_output,
+    "sparse-output": evaluate_output,
     "stderr-output": stderr_output,
     "validate-typos": validate_typos,
     "validate-key-typo": validate_key_typo,

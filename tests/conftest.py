@@ -113,9 +113,10 @@ def bundled() -> engine.Guideline:
 @pytest.fixture(scope="module")
 def fast_main(bundled: engine.Guideline):
     """The in-process CLI reuses one loaded bundled guideline (loading is tested elsewhere)."""
-    from engine import cli
+    from engine.cli import content, evaluate
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cli, "load", lambda path=None: bundled)
+        for module in (evaluate, content):  # every command module that loads a guideline
+            patch.setattr(module, "load", lambda path=None: bundled)
         yield
 

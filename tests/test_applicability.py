@@ -63,10 +63,11 @@ def test_unknown_age_is_undetermined_recommendations_as_usual(guideline: engine.
     result = guideline.evaluate(LOW_RISK)
     assert result.applicability == Applicability("undetermined", ADULTS, ("age is not given",))
     assert result.codes == guideline.evaluate(ADULT).codes
-    # The age is also a MASCC item (under 60 years): both wait for it, in the order of the others.
+    # The age is also a MASCC item (under 60 years): both wait for it. It decides no
+    # recommendation by itself here, so it is ranked among the facts that decide none (section 8).
     age = next(m for m in result.missing if m.fact == "age")
     assert age.needed_for == ("applicability", "mascc_score")
-    assert [m.fact for m in result.missing] == sorted(m.fact for m in result.missing)
+    assert age.decides.urgency is None and age.decides.recommendations == 0
 
 
 def test_outside_the_population_missing_keeps_only_what_decides_derived_facts(guideline: engine.Guideline) -> None:
@@ -117,7 +118,8 @@ def test_cli_text_first_lines_undetermined_and_applies(tmp_path: Path, capsys: p
     _, out = _cli(tmp_path, capsys, ADULT)
     assert out.splitlines()[2] == f"Applies: {ADULTS} — age 45 years is at least 18 years."
     code, out = _cli(tmp_path, capsys, {"anc": 2.5, "temperature": 37.0}, "--format", "json")
-    assert code == 0 and {"fact": "age", "needed_for": ["applicability"]} in json.loads(out)["missing"]
+    age = next(m for m in json.loads(out)["missing"] if m["fact"] == "age")
+    assert code == 0 and age["needed_for"] == ["applicability"] and age["decides"]["urgency"] is None
 
 
 # --- CDS Hooks -----------------------------------------------------------------------------------

@@ -56,20 +56,24 @@ def _next(guideline: Guideline, result: Result, everything: bool) -> list[str]:
     """What to find out first (the ranked `missing`, the tail folded), then what is not yet decided."""
     content = guideline.content
     lines = []
+    asked = steps.questions(guideline.program, result.missing)
     if result.missing:
         lines.append("FIND OUT NEXT — absent facts are not read as normal; the most decisive first:")
-        asked = steps.questions(guideline.program, result.missing)
         shown = asked if everything else asked[:steps.TOP]
         for group in shown:
             lines += _wrap(f"{steps.question(content, group)}  ({', '.join(m.fact for m in group)})", "  ", "    ")
         folded = sum(len(group) for group in asked[len(shown):])
         if folded:
             lines.append(f"  … and {folded} more; --all to list them")
+        if result.what_if is None:
+            lines.append("  (--what-if: what each value of these facts would add to or remove from the advice)")
         lines.append("")
     undecided = steps.undecided(content, result)
     if undecided:
+        order = {m.fact: i for i, m in enumerate(m for group in asked for m in group)}  # as asked above
         lines.append("NOT YET DECIDED")
         for name, waits in undecided:
+            waits = sorted(waits, key=order.__getitem__)
             lines += _wrap(f"{steps.label(content, name)} — waits for "
                            f"{steps.listing([steps.label(content, w) for w in waits], 4)}", "  ", "    ")
         lines.append("")

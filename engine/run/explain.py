@@ -19,7 +19,7 @@ NO_RULE_HOLDS = ""
 
 def reason(rule: str, text: str) -> str:
     """'by RULE: what matched', or, for a default false, that none of its conditions holds."""
-    return f"by {rule}: {text}" if rule != NO_RULE_HOLDS else f"none of its conditions holds: {text}"
+    return f"by {rule}: {text}" if rule != NO_RULE_HOLDS else f"as none of its conditions holds: {text}"
 
 
 def show_unit(unit: str | None) -> str:
