@@ -195,6 +195,10 @@ commands() {  # every command through one launcher (cli); full=1 adds the error 
   check "$tag evaluate --fhir" 0 '"fn_risk": "low"' "${cli[@]}" evaluate --fhir bundle.json --facts extra.json \
     --as-of 2024-05-03 --format json
   more check "$tag evaluate, a misspelt fact: exit 2" 2 'temprature.*temperature' "${cli[@]}" evaluate typo.json
+  check "$tag evaluate --what-if --why-not CODE" 0 '"why_not": \[' "${cli[@]}" evaluate patient.json \
+    --what-if --why-not fn-high-risk-inpatient --format json
+  more check "$tag evaluate --why-not, an unknown code: exit 2" 2 "did you mean 'fn-oral-step-down'" \
+    "${cli[@]}" evaluate patient.json --why-not fn-oral-stepdown
   check "$tag validate (bundled, installed copy)" 0 "site-packages/engine/bundled/guidelines/neutropenia: valid" \
     "${cli[@]}" validate
   check "$tag validate DIR" 0 '^old: valid' "${cli[@]}" validate old
@@ -202,6 +206,9 @@ commands() {  # every command through one launcher (cli); full=1 adds the error 
   more check "$tag validate DIR, invalid: exit 2" 2 'rules/febrile-neutropenia.yaml:[0-9]+:[0-9]+: .*ancc' \
     "${cli[@]}" validate broken
   check "$tag test (bundled)" 0 ' passed, 0 failed' "${cli[@]}" test --min-coverage 100
+  # Worker processes are spawned: each imports the installed engine afresh (~1 minute).
+  more check "$tag test --mutate (bundled, spawned workers)" 0 'mutation score: .*\(100\.0%\)' \
+    "${cli[@]}" test --mutate --min-score 100
   more check "$tag test DIR" 0 ' passed, 0 failed' "${cli[@]}" test old
   check "$tag render -o FILE.html" 0 '' "${cli[@]}" render -o "$tag.html"
   check "$tag render: the HTML document" 0 '<html' head -c 2000 "$tag.html"
