@@ -128,7 +128,9 @@ check() {  # check NAME EXIT PATTERN CMD...: exit code, an extended regex (or ''
   local why=""
   if [[ "$rc" != "$want" ]]; then why="exit $rc, expected $want"
   elif grep -q 'Traceback (most recent call last)' "$tmp/err"; then why="a traceback on stderr"
-  elif [[ -n "$pattern" ]] && ! cat "$tmp/out" "$tmp/err" | grep -Eq -- "$pattern"; then why="no line matches /$pattern/"
+  # grep reads the files itself: `cat | grep -q` dies of SIGPIPE under pipefail once the output
+  # outgrows the pipe buffer and grep stops at its first match.
+  elif [[ -n "$pattern" ]] && ! grep -Eq -- "$pattern" "$tmp/out" "$tmp/err"; then why="no line matches /$pattern/"
   fi
   if [[ -z "$why" ]]; then
     passed=$((passed + 1))
@@ -138,8 +140,8 @@ check() {  # check NAME EXIT PATTERN CMD...: exit code, an extended regex (or ''
     failed=$((failed + 1))
     echo "FAIL  $name: $why"
     echo "      \$ $*"
-    sed 's/^/      out| /' "$tmp/out" | head -40
-    sed 's/^/      err| /' "$tmp/err" | head -40
+    sed -n '1,40s/^/      out| /p' "$tmp/out"
+    sed -n '1,40s/^/      err| /p' "$tmp/err"
   fi
 }
 
@@ -148,7 +150,7 @@ takes_flag() {
   case "$flag_mode" in
     positional) return 1 ;;
     flag) return 0 ;;
-    *) "${cli[@]}" "$1" --help 2>/dev/null | grep -q -- '--guideline' ;;
+    *) grep -q -- '--guideline' <("${cli[@]}" "$1" --help 2>/dev/null) ;;
   esac
 }
 
