@@ -212,6 +212,19 @@ def cmd_diff(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) 
     return OK if diff.version_check.ok else FAILED
 
 
+def cmd_cohort(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
+    """Many patients (NDJSON or a FHIR Bulk Data export) evaluated in parallel on Dask (engine/cohort/)."""
+    from engine.cohort.command import (  # Dask is imported by this command only
+        Options,
+        command,
+    )
+
+    options = Options(args.input, workers=args.workers, scheduler=args.scheduler, as_of=args.as_of,
+                      facts=Path(args.facts) if args.facts else None,
+                      summary=Path(args.summary) if args.summary else None)
+    return command(load(_folder(args)), options, args.output, out, err, stdin)
+
+
 def cmd_render(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
     """The guideline as one document for clinical review (HTML or Markdown)."""
     document = render(_folder(args), args.format)
@@ -299,6 +312,19 @@ def _parser() -> argparse.ArgumentParser:
                    "working tree)")
     p.add_argument("--format", choices=tuple(_diffreport.RENDER), default="text", help="output format "
                    "(default text)")
+    p = _command(sub, "cohort", cmd_cohort, "evaluate many patients (NDJSON or a FHIR Bulk Data export) in "
+                 "parallel on Dask", folder="flag")
+    p.add_argument("input", metavar="INPUT", help="NDJSON, one {\"id\", \"facts\"} per line (- = stdin), or a "
+                   "FHIR Bulk Data export folder (Patient.ndjson, Observation.ndjson, ...)")
+    p.add_argument("-o", "--output", metavar="OUT", help="write the rows (NDJSON) to OUT instead of standard output")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes of the embedded cluster (default: "
+                   "this machine's cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster (tcp://host:port)")
+    p.add_argument("--summary", metavar="FILE", help="also write counts and charts to FILE.html or FILE.json")
+    p.add_argument("--as-of", type=_iso_date, metavar="YYYY-MM-DD", help="with a Bulk Data folder: date for ages "
+                   "and the latest Observation counted (default: today, UTC)")
+    p.add_argument("--facts", metavar="EXTRA", help="with a Bulk Data folder: facts FHIR does not carry, "
+                   "{\"id\", \"facts\"} per line (NDJSON)")
     p = _command(sub, "render", cmd_render, "the guideline as one HTML (or Markdown) document for clinical review",
                  folder="dir")
     p.add_argument("--format", choices=RENDER_FORMATS, default="html", help="output format (default html)")
