@@ -88,15 +88,15 @@ def fhir(pid: str, facts: dict[str, Any], content: Content, as_of: date,
         if spec.fhir_patient == "birthDate":
             patient["birthDate"] = date(as_of.year - int(value), 1, 1).isoformat()  # completed years on as_of
         elif spec.loinc:
-            observations.append(_observation(f"{pid}-{name}", pid, spec, value, taken))
+            observations.append(_observation(f"{pid}-{name.replace('_', '-')}", pid, spec, value, taken))
             if spec.type == "number" and spec.fhir_select == "latest":  # an older, different reading
                 older = round(value * 0.9, 2) if spec.unit not in ("a", "d", "h") else value
-                observations.append(_observation(f"{pid}-{name}-old", pid, spec, older, taken - timedelta(days=9)))
+                observations.append(_observation(f"{pid}-{name.replace('_', '-')}-old", pid, spec, older, taken - timedelta(days=9)))
             elif spec.type == "number":  # highest / lowest of the episode: a milder reading beside it
                 milder = value - 0.5 if spec.fhir_select == "highest" else value + 5
                 low, high = spec.range or (milder, milder)
                 if low <= milder <= high:
-                    observations.append(_observation(f"{pid}-{name}-2", pid, spec, milder, taken - timedelta(hours=3)))
+                    observations.append(_observation(f"{pid}-{name.replace('_', '-')}-2", pid, spec, milder, taken - timedelta(hours=3)))
         else:
             extra[name] = value
     return patient, observations, extra

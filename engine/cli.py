@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
+from engine.cohort.flags import add_cohort_flags
 from engine.errors import (
     BAD_INPUT,
     FAILED,
@@ -206,23 +207,23 @@ def cmd_diff(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) 
             raise UsageError(args.parser, f"the guideline folder is given twice, as DIR ({old}) and as "
                                           f"--guideline ({args.guideline}); give one")
         old = args.guideline
+    if not args.cohort and (args.workers or args.scheduler or args.as_of or args.facts):
+        raise UsageError(args.parser, "--workers, --scheduler, --as-of and --facts go with --cohort INPUT")
     with _gitrev.sources(old, args.new, args.rev, BUNDLED_GUIDELINE) as (before, after):
         diff = _diff.compare(before.folder, after.folder, before.label, after.label)
+        if args.cohort:  # the same patients as `guideline cohort` reads, on Dask (engine/cohort/diffing.py)
+            from engine.cohort import arguments
+
+            diff = arguments.with_cohort(diff, args, before.folder, after.folder, stdin)
     out.write(_diffreport.RENDER[args.format](diff))
     return OK if diff.version_check.ok else FAILED
 
 
 def cmd_cohort(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
     """Many patients (NDJSON or a FHIR Bulk Data export) evaluated in parallel on Dask (engine/cohort/)."""
-    from engine.cohort.command import (  # Dask is imported by this command only
-        Options,
-        command,
-    )
+    from engine.cohort import arguments  # Dask is imported by the cohort commands only
 
-    options = Options(args.input, workers=args.workers, scheduler=args.scheduler, as_of=args.as_of,
-                      facts=Path(args.facts) if args.facts else None,
-                      summary=Path(args.summary) if args.summary else None)
-    return command(load(_folder(args)), options, args.output, out, err, stdin)
+    return arguments.cohort(load(_folder(args)), args, out, err, stdin)
 
 
 def cmd_render(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
@@ -312,19 +313,14 @@ def _parser() -> argparse.ArgumentParser:
                    "working tree)")
     p.add_argument("--format", choices=tuple(_diffreport.RENDER), default="text", help="output format "
                    "(default text)")
+    add_cohort_flags(p, _iso_date, diff=True)
     p = _command(sub, "cohort", cmd_cohort, "evaluate many patients (NDJSON or a FHIR Bulk Data export) in "
                  "parallel on Dask", folder="flag")
     p.add_argument("input", metavar="INPUT", help="NDJSON, one {\"id\", \"facts\"} per line (- = stdin), or a "
                    "FHIR Bulk Data export folder (Patient.ndjson, Observation.ndjson, ...)")
     p.add_argument("-o", "--output", metavar="OUT", help="write the rows (NDJSON) to OUT instead of standard output")
-    p.add_argument("--workers", type=int, metavar="N", help="worker processes of the embedded cluster (default: "
-                   "this machine's cores)")
-    p.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster (tcp://host:port)")
     p.add_argument("--summary", metavar="FILE", help="also write counts and charts to FILE.html or FILE.json")
-    p.add_argument("--as-of", type=_iso_date, metavar="YYYY-MM-DD", help="with a Bulk Data folder: date for ages "
-                   "and the latest Observation counted (default: today, UTC)")
-    p.add_argument("--facts", metavar="EXTRA", help="with a Bulk Data folder: facts FHIR does not carry, "
-                   "{\"id\", \"facts\"} per line (NDJSON)")
+    add_cohort_flags(p, _iso_date)
     p = _command(sub, "render", cmd_render, "the guideline as one HTML (or Markdown) document for clinical review",
                  folder="dir")
     p.add_argument("--format", choices=RENDER_FORMATS, default="html", help="output format (default html)")

@@ -68,7 +68,7 @@ def _stream(source: str, stdin: TextIO | BinaryIO) -> BinaryIO:
         raise BadInputError(f"cannot read {source}: {exc.strerror}") from exc
 
 
-def _items(kind: str, options: Options, stdin: TextIO | BinaryIO, counts: bulk.Counts) -> Iterator[Any]:
+def items(kind: str, options: Options, stdin: TextIO | BinaryIO, counts: bulk.Counts) -> Iterator[Any]:
     if kind == BULK:
         yield from bulk.groups(Path(options.source), options.facts, options.chunk_lines, counts)
         return
@@ -110,7 +110,7 @@ def run(guideline: Guideline, options: Options, out: TextIO, err: TextIO, stdin:
         workers = max(execute.worker_count(dask_client), 1)
         start = time.perf_counter()
         shipped = execute.ship(dask_client, guideline)
-        calls = ((kind, batch, as_of) for batch in execute.batches(_items(kind, options, stdin, counts), options.batch))
+        calls = ((kind, batch, as_of) for batch in execute.batches(items(kind, options, stdin, counts), options.batch))
         for done in execute.ordered_map(dask_client, evaluate_batch, [shipped, guideline.digest], calls,
                                         execute.WINDOW_PER_WORKER * workers):
             summary.merge(done.summary)
