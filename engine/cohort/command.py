@@ -59,9 +59,9 @@ def check_options(options: Options) -> str:
     return kind
 
 
-def _stream(source: str, stdin: TextIO | BinaryIO) -> BinaryIO:
+def _stream(source: str, stdin: TextIO | BinaryIO) -> BinaryIO | TextIO:
     if source == "-":
-        return getattr(stdin, "buffer", stdin)  # type: ignore[arg-type,return-value]
+        return getattr(stdin, "buffer", stdin)
     try:
         return Path(source).open("rb")
     except OSError as exc:

@@ -20,6 +20,7 @@ from engine.errors import BadInputError, EngineError, RuleEngineError
 
 BATCH = 1_000          # patients per task: ~0.5 s of work, so scheduling costs little per patient
 WINDOW_PER_WORKER = 4  # tasks in flight (or finished, waiting for their turn) per worker
+CONNECT_TIMEOUT = "15s"  # to reach an existing scheduler; Dask retries until then
 T = TypeVar("T")
 
 
@@ -42,7 +43,7 @@ def client(workers: int | None = None, scheduler: str | None = None) -> Iterator
 
     if scheduler is not None:
         try:
-            connected = Client(scheduler, timeout="15s", set_as_default=False)
+            connected = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise BadInputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
         try:
@@ -59,7 +60,7 @@ def client(workers: int | None = None, scheduler: str | None = None) -> Iterator
                if k != "MALLOC_TRIM_THRESHOLD_"}
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         cluster = LocalCluster(n_workers=workers or local_cores(), threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR)
+                               host="127.0.0.1", dashboard_address=":0", silence_logs=logging.ERROR)
     try:
         with Client(cluster, set_as_default=False) as embedded:
             yield embedded

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TextIO
 
 from engine.errors import InputFactsError, echo
 from engine.run.json_input import MAX_JSON_BYTES, decode, parse
@@ -26,17 +26,23 @@ class Line:
     length: int = 0             # bytes of an over-long line
 
 
-def lines(stream: BinaryIO, max_bytes: int = MAX_JSON_BYTES) -> Iterator[Line]:
+def _readline(stream: BinaryIO | TextIO, limit: int) -> bytes:
+    data = stream.readline(limit)
+    # A text stream (a test's StringIO): its characters back to the bytes they came from.
+    return data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+
+
+def lines(stream: BinaryIO | TextIO, max_bytes: int = MAX_JSON_BYTES) -> Iterator[Line]:
     """Every non-blank line of `stream`, numbered from 1; memory bounded by `max_bytes` per line."""
     number = 0
     while True:
-        data = stream.readline(max_bytes + 1)
+        data = _readline(stream, max_bytes + 1)
         if not data:
             return
         number += 1
         if len(data) > max_bytes and not data.endswith(b"\n"):
             length = len(data)
-            while (more := stream.readline(_READ)) and not more.endswith(b"\n"):
+            while (more := _readline(stream, _READ)) and not more.endswith(b"\n"):
                 length += len(more)
             length += len(more)
             yield Line(number, None, length)

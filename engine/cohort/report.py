@@ -21,7 +21,7 @@ h1{font-size:1.6rem;margin:0 0 .3rem}h2{font-size:1.2rem;margin:2rem 0 .5rem;bor
 h3{font-size:1rem;margin:1.2rem 0 .3rem}.meta{color:#4b5563}.digest{font-family:ui-monospace,monospace;
 font-size:.85em}.tiles{display:flex;gap:1rem;flex-wrap:wrap;margin:1rem 0}.tile{border:1px solid #d1d5db;
 border-radius:.5rem;padding:.6rem 1rem;min-width:8rem}.tile b{display:block;font-size:1.5rem}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(30rem,1fr));gap:0 2rem}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(31rem,1fr));gap:0 2rem}
 svg text{font:12px system-ui,sans-serif;fill:#111827}.note{color:#4b5563;font-size:.9em}
 """
 _LABEL_W, _BAR_W, _ROW_H = 250, 380, 20
@@ -31,20 +31,24 @@ def _pct(n: int, total: int) -> str:
     return f"{100 * n / total:.1f} %" if total else "–"
 
 
-def bars(rows: list[tuple[str, int, str]], total: int, title: str) -> str:
+def bars(rows: list[tuple[str, int, str]], total: int, title: str, label_w: int = _LABEL_W,
+         bar_w: int = _BAR_W, tips: dict[str, str] | None = None) -> str:
     """A horizontal bar chart: (label, count, colour) per bar, scaled to `total` (100 %)."""
     height = _ROW_H * len(rows) + 8
-    parts = [f'<svg role="img" aria-label="{escape(title)}" width="{_LABEL_W + _BAR_W + 130}" height="{height}" '
+    most = label_w // 7  # characters that fit at 12 px
+    parts = [f'<svg role="img" aria-label="{escape(title)}" width="{label_w + bar_w + 120}" height="{height}" '
              f'xmlns="http://www.w3.org/2000/svg">']
     for i, (label, count, colour) in enumerate(rows):
         y = i * _ROW_H + 4
-        width = round(_BAR_W * count / total, 1) if total else 0
-        shown = label if len(label) <= 38 else label[:37] + "…"
-        parts.append(f'<text x="{_LABEL_W - 6}" y="{y + 13}" text-anchor="end">{escape(shown)}</text>'
-                     f'<rect x="{_LABEL_W}" y="{y + 2}" width="{_BAR_W}" height="{_ROW_H - 6}" fill="#f3f4f6"/>'
-                     f'<rect x="{_LABEL_W}" y="{y + 2}" width="{width}" height="{_ROW_H - 6}" fill="{colour}">'
-                     f'<title>{escape(label)}: {count:,}</title></rect>'
-                     f'<text x="{_LABEL_W + _BAR_W + 6}" y="{y + 13}">{count:,} ({_pct(count, total)})</text>')
+        width = round(bar_w * count / total, 1) if total else 0
+        shown = label if len(label) <= most else label[:most - 1] + "…"
+        tip = (tips or {}).get(label, label)
+        parts.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end">{escape(shown)}<title>{escape(tip)}'
+                     f'</title></text>'
+                     f'<rect x="{label_w}" y="{y + 2}" width="{bar_w}" height="{_ROW_H - 6}" fill="#f3f4f6"/>'
+                     f'<rect x="{label_w}" y="{y + 2}" width="{width}" height="{_ROW_H - 6}" fill="{colour}">'
+                     f'<title>{escape(tip)}: {count:,}</title></rect>'
+                     f'<text x="{label_w + bar_w + 6}" y="{y + 13}">{count:,} ({_pct(count, total)})</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -60,9 +64,9 @@ def _codes(data: dict[str, Any], guideline: Guideline) -> list[str]:
         colour = _COLOURS[min(rank, len(_COLOURS) - 1)]
         given = data["urgency"].get(urgency, 0)
         out.append(f"<h3>{escape(urgency)} — {given:,} recommendation(s) made</h3>")
-        rows = [(f"{code} · {guideline.content.catalogue[code].title}" if code in guideline.content.catalogue
-                 else code, n, colour) for code, n in sorted(codes, key=lambda t: (-t[1], t[0]))]
-        out.append(bars(rows, total, f"{urgency} recommendations"))
+        rows = [(code, n, colour) for code, n in sorted(codes, key=lambda t: (-t[1], t[0]))]
+        tips = {code: f"{code}: {rec.title}" for code, rec in guideline.content.catalogue.items()}
+        out.append(bars(rows, total, f"{urgency} recommendations", tips=tips))
     return out
 
 
@@ -88,7 +92,7 @@ def html(data: dict[str, Any], guideline: Guideline) -> str:
     body.append('<h2>Derived facts</h2><div class="grid">')
     for fact, counts in data["derived"].items():
         body.append(f"<div><h3>{escape(fact)}</h3>"
-                    + bars([(label, n, _BAR) for label, n in counts.items()], evaluated, fact) + "</div>")
+                    + bars([(label, n, _BAR) for label, n in counts.items()], evaluated, fact, 150, 200) + "</div>")
     body.append("</div><h2>Missing data</h2>")
     missing = data["missing"]
     if missing:

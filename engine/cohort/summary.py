@@ -17,9 +17,10 @@ from typing import Any
 from engine.guideline import Guideline
 from engine.model.content import Content, atoms
 from engine.model.vocabulary import COMPARISONS, urgencies
-from engine.run.explain import show
+from engine.run.explain import show, show_unit
 
 UNKNOWN = "unknown"   # a derived fact the patient's data did not determine
+SHOWN_VALUES = 12     # values of one derived fact listed in the summary; the rarest are added up as "other"
 
 
 @dataclass
@@ -61,7 +62,7 @@ def _bands(cuts: list[float], unit: str | None) -> list[str]:
         return ["known"]
     shown = [show(c) for c in cuts]
     middle = [f"{a} to < {b}" for a, b in zip(shown, shown[1:])]
-    suffix = f" {unit}" if unit else ""
+    suffix = show_unit(unit)
     return [f"< {shown[0]}{suffix}", *(m + suffix for m in middle), f"≥ {shown[-1]}{suffix}"]
 
 
@@ -106,8 +107,9 @@ class Tally:
         applicability = row.get("applicability")
         if isinstance(applicability, dict) and "status" in applicability:
             summary.applicability[str(applicability["status"])] += sign
-        for fact, value in row["derived"].items():
-            summary.derived.setdefault(fact, Counter())[self.label(fact, value)] += sign
+        derived = row["derived"]
+        for fact in self.labels.keys() | derived.keys():  # a fact absent from the result is not determined
+            summary.derived.setdefault(fact, Counter())[self.label(fact, derived.get(fact))] += sign
 
 
 def as_json(summary: Summary, tally: Tally, guideline: dict[str, str], seconds: float,
@@ -116,6 +118,15 @@ def as_json(summary: Summary, tally: Tally, guideline: dict[str, str], seconds: 
     def ordered(counts: Counter[str], labels: list[str]) -> dict[str, int]:
         return {label: counts.get(label, 0) for label in labels} | {k: v for k, v in sorted(counts.items())
                                                                    if k not in labels and v}
+
+    def capped(counts: dict[str, int]) -> dict[str, int]:
+        """A fact with many values (a score's possible range) keeps its most frequent ones and "other"."""
+        if len(counts) <= SHOWN_VALUES:
+            return counts
+        unknown = counts.pop(UNKNOWN, 0)
+        kept = sorted(counts.items(), key=lambda t: (-t[1], t[0]))[:SHOWN_VALUES - 2]
+        rest = sum(counts.values()) - sum(n for _, n in kept)
+        return dict(kept) | {f"other ({len(counts) - len(kept)} values)": rest, UNKNOWN: unknown}
     return {
         "patients": summary.patients, "evaluated": summary.evaluated, "invalid": summary.invalid,
         # every code of the catalogue, in its order: a code no patient got reads 0, not absent
@@ -125,7 +136,8 @@ def as_json(summary: Summary, tally: Tally, guideline: dict[str, str], seconds: 
         "urgency": ordered(summary.urgency, list(urgencies())),
         "code_urgency": dict(tally.urgency),
         "applicability": dict(sorted((k, v) for k, v in summary.applicability.items() if v)),
-        "derived": {fact: ordered(summary.derived.get(fact, Counter()), labels) for fact, labels in tally.labels.items()},
+        "derived": {fact: capped(ordered(summary.derived.get(fact, Counter()), labels))
+                    for fact, labels in tally.labels.items()},
         "seconds": round(seconds, 3),
         "throughput": round(summary.patients / seconds, 1) if seconds > 0 else None,
         "workers": workers,
