@@ -177,7 +177,7 @@ def test_unusable_input_exits_2(tmp_path: Path, scheduler: str, cohort: Path, mo
     (bundled_copy / "catalogue.yaml").write_text("recommendations: 3\n", encoding="utf-8")
     code, _, err = run("cohort", flat, "--guideline", str(bundled_copy))
     assert code == 2 and "the guideline is invalid" in err
-    monkeypatch.setattr(execute, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(execute, "CONNECT_TIMEOUT", 1.0)
     code, _, err = run("cohort", flat, "--scheduler", "tcp://127.0.0.1:1")
     assert code == 2 and "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in err
 
@@ -253,3 +253,25 @@ def test_a_fact_given_in_the_extra_facts_and_by_fhir_is_an_invalid_row(tmp_path:
     assert code == 0 and len(got) == 40
     assert got[0]["status"] == "invalid"
     assert any(f"{fact}: given in the extra facts and read from FHIR" in p for p in got[0]["problems"])
+
+
+def test_a_cluster_without_a_worker_is_named_not_waited_on_forever(cohort: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from distributed import LocalCluster
+
+    monkeypatch.setattr(execute, "CONNECT_TIMEOUT", 1.0)
+    with LocalCluster(n_workers=0, processes=False, host="127.0.0.1", dashboard_address=":0") as empty:
+        code, out, err = run("cohort", str(cohort / "patients.ndjson"), "--scheduler", empty.scheduler_address)
+    assert code == 2 and "has no worker" in err and out == ""
+
+
+def test_a_terminal_gets_a_progress_bar(scheduler: str, cohort: Path) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    err = Terminal()
+    assert cli.main(["cohort", str(cohort / "patients.ndjson"), "--scheduler", scheduler], out=io.StringIO(),
+                    err=err) == 0
+    assert "\r" in err.getvalue() and "40.0 patients" in err.getvalue()  # tqdm's bar, then the closing line
+    assert err.getvalue().rstrip().endswith("on 2 workers)")

@@ -20,7 +20,7 @@ from engine.errors import BadInputError, EngineError, RuleEngineError
 
 BATCH = 1_000          # patients per task: ~0.5 s of work, so scheduling costs little per patient
 WINDOW_PER_WORKER = 4  # tasks in flight (or finished, waiting for their turn) per worker
-CONNECT_TIMEOUT = "15s"  # to reach an existing scheduler; Dask retries until then
+CONNECT_TIMEOUT = 15.0  # seconds to reach an existing scheduler (Dask retries until then) and find a worker
 T = TypeVar("T")
 
 
@@ -47,6 +47,10 @@ def client(workers: int | None = None, scheduler: str | None = None) -> Iterator
         except (OSError, TimeoutError, ValueError) as exc:
             raise BadInputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
         try:
+            try:  # a cluster without a worker would take the tasks and never run them
+                connected.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+            except TimeoutError as exc:
+                raise BadInputError(f"the Dask cluster at {scheduler} has no worker") from exc
             yield connected
         finally:
             connected.close()
@@ -69,7 +73,7 @@ def client(workers: int | None = None, scheduler: str | None = None) -> Iterator
 
 
 def worker_count(dask_client: Any) -> int:
-    return len(dask_client.scheduler_info(n_workers=-1).get("workers", {})) if hasattr(dask_client, "scheduler_info") else 1
+    return len(dask_client.scheduler_info(n_workers=-1).get("workers", {}))
 
 
 def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
