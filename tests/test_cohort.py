@@ -260,7 +260,7 @@ def test_a_cluster_without_a_worker_is_named_not_waited_on_forever(cohort: Path,
     from distributed import LocalCluster
 
     monkeypatch.setattr(execute, "CONNECT_TIMEOUT", 1.0)
-    with LocalCluster(n_workers=0, processes=False, host="127.0.0.1", dashboard_address=":0") as empty:
+    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=":0") as empty:
         code, out, err = run("cohort", str(cohort / "patients.ndjson"), "--scheduler", empty.scheduler_address)
     assert code == 2 and "has no worker" in err and out == ""
 
@@ -273,5 +273,5 @@ def test_a_terminal_gets_a_progress_bar(scheduler: str, cohort: Path) -> None:
     err = Terminal()
     assert cli.main(["cohort", str(cohort / "patients.ndjson"), "--scheduler", scheduler], out=io.StringIO(),
                     err=err) == 0
-    assert "\r" in err.getvalue() and "40.0 patients" in err.getvalue()  # tqdm's bar, then the closing line
+    assert "\r" in err.getvalue() and " patients/s]" in err.getvalue()  # tqdm's bar, then the closing line
     assert err.getvalue().rstrip().endswith("on 2 workers)")
