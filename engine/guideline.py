@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from engine.compile.program import Program
-from engine.errors import GuidelineInvalidError, Problem
+from engine.errors import GuidelineInvalidError, Problem, RuleEngineError
+from engine.loader.folder import folder_texts
 from engine.model.content import Content
 from engine.pipeline import analyse
 from engine.resources import BUNDLED_GUIDELINE
@@ -45,6 +47,12 @@ class Guideline:
         weakref.finalize(self, self._ruleset.close)
         self._why_not = WhyNotRuleset(content, program)  # built on the first why-not question
         weakref.finalize(self, self._why_not.close)
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, str], str, str]]:
+        """Pickled by content, not by its C handle (a durable_rules ruleset cannot be pickled):
+        the folder's files and the digest; unpickling rebuilds and checks the digest (Dask
+        workers, engine/cohort/)."""
+        return _rebuild, (folder_texts(self.path), self.digest, str(self.path))
 
     @property
     def id(self) -> str:
@@ -97,3 +105,25 @@ def load(path: Path | str | None = None) -> Guideline:
         raise GuidelineInvalidError(analysis.problems)
     assert analysis.content is not None and analysis.program is not None
     return Guideline(analysis.content, analysis.program, analysis.digest, folder)
+
+
+def _rebuild(texts: dict[str, str], digest: str, label: str) -> Guideline:
+    """A pickled Guideline: its files laid out in a temporary folder, analysed and compiled again;
+    RuleEngineError unless the result has exactly the shipped digest (a changed or tampered copy
+    never evaluates under the name of the original)."""
+    with tempfile.TemporaryDirectory(prefix="guideline-") as tmp:
+        folder = Path(tmp)
+        for name, text in texts.items():
+            target = folder / name
+            if not target.resolve().is_relative_to(folder.resolve()) or ".." in Path(name).parts:
+                raise RuleEngineError(f"the shipped guideline {label} names a file outside its folder: {name!r}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        analysis = analyse(folder)
+    if analysis.problems or analysis.content is None or analysis.program is None:
+        raise RuleEngineError(f"the shipped guideline {label} does not rebuild: "
+                              + "; ".join(p.message for p in analysis.problems[:3]))
+    if analysis.digest != digest:
+        raise RuleEngineError(f"the shipped guideline {label} rebuilds with digest {analysis.digest}, not "
+                              f"{digest}: its files changed after it was loaded, or were altered on the way")
+    return Guideline(analysis.content, analysis.program, analysis.digest, Path(label))

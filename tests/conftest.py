@@ -73,7 +73,7 @@ def fast_cli(monkeypatch: pytest.MonkeyPatch, guideline: engine.Guideline) -> No
     Only for tests about input handling and output shape; loading itself is tested elsewhere
     (and by the subprocess tests, which always load for real).
     """
-    from engine.cli import content, evaluate
+    from engine.cli import cohort, content, evaluate
 
     real_load = evaluate.load
 
@@ -82,7 +82,7 @@ def fast_cli(monkeypatch: pytest.MonkeyPatch, guideline: engine.Guideline) -> No
             return guideline
         return real_load(path)
 
-    for module in (evaluate, content):  # every command module that loads a guideline
+    for module in (evaluate, content, cohort):  # every command module that loads a guideline
         monkeypatch.setattr(module, "load", load)
 
 
@@ -113,10 +113,10 @@ def bundled() -> engine.Guideline:
 @pytest.fixture(scope="module")
 def fast_main(bundled: engine.Guideline):
     """The in-process CLI reuses one loaded bundled guideline (loading is tested elsewhere)."""
-    from engine.cli import content, evaluate
+    from engine.cli import cohort, content, evaluate
 
     with pytest.MonkeyPatch.context() as patch:
-        for module in (evaluate, content):  # every command module that loads a guideline
+        for module in (evaluate, content, cohort):  # every command module that loads a guideline
             patch.setattr(module, "load", lambda path=None: bundled)
         yield
 

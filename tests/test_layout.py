@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("engine.guideline", "engine.pipeline"),
     ("engine.products",),
     ("engine.fhir",),
+    ("engine.cohort",),   # many patients on Dask: reads FHIR exports, uses the products
     ("engine.cds",),
     ("engine.cli", "engine", "engine.__main__"),
 )

@@ -114,8 +114,14 @@ def cmd_diff(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) 
             raise UsageError(args.parser, f"the guideline folder is given twice, as DIR ({old}) and as "
                                           f"--guideline ({args.guideline}); give one")
         old = args.guideline
+    if not args.cohort and (args.workers or args.scheduler or args.as_of or args.facts):
+        raise UsageError(args.parser, "--workers, --scheduler, --as-of and --facts go with --cohort INPUT")
     with _gitrev.sources(old, args.new, args.rev, BUNDLED_GUIDELINE) as (before, after):
         diff = _diff.compare(before.folder, after.folder, before.label, after.label)
+        if args.cohort:  # the same patients as `guideline cohort` reads, on Dask (engine/cohort/diffing.py)
+            from engine.cohort import arguments
+
+            diff = arguments.with_cohort(diff, args, before.folder, after.folder, stdin)
     out.write(_diffreport.RENDER[args.format](diff))
     return OK if diff.version_check.ok else FAILED
 

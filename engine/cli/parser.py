@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from engine.cli.cohort import cmd_cohort
 from engine.cli.common import iso_date
 from engine.cli.content import (
     cmd_check,
@@ -16,6 +17,7 @@ from engine.cli.content import (
 )
 from engine.cli.evaluate import cmd_evaluate
 from engine.cli.service import cmd_audit_verify, cmd_serve
+from engine.cohort.flags import add_cohort_flags
 from engine.products.diff import report as _diffreport
 from engine.products.render.document import FORMATS as RENDER_FORMATS
 
@@ -93,6 +95,14 @@ def build() -> argparse.ArgumentParser:
                    "working tree)")
     p.add_argument("--format", choices=tuple(_diffreport.RENDER), default="text", help="output format "
                    "(default text)")
+    add_cohort_flags(p, iso_date, diff=True)
+    p = _command(sub, "cohort", cmd_cohort, "evaluate many patients (NDJSON or a FHIR Bulk Data export) in "
+                 "parallel on Dask", folder="flag")
+    p.add_argument("input", metavar="INPUT", help="NDJSON, one {\"id\", \"facts\"} per line (- = stdin), or a "
+                   "FHIR Bulk Data export folder (Patient.ndjson, Observation.ndjson, ...)")
+    p.add_argument("-o", "--output", metavar="OUT", help="write the rows (NDJSON) to OUT instead of standard output")
+    p.add_argument("--summary", metavar="FILE", help="also write counts and charts to FILE.html or FILE.json")
+    add_cohort_flags(p, iso_date)
     p = _command(sub, "render", cmd_render, "the guideline as one HTML (or Markdown) document for clinical review",
                  folder="dir")
     p.add_argument("--format", choices=RENDER_FORMATS, default="html", help="output format (default html)")

@@ -8,7 +8,7 @@ from typing import Any
 
 from engine.errors import Problem
 from engine.loader import schema as _schema
-from engine.loader.safefile import MAX_FOLDER_BYTES
+from engine.loader.safefile import MAX_FOLDER_BYTES, read_text
 from engine.loader.yamlio import read_yaml
 from engine.model.content import (
     All,
@@ -88,6 +88,19 @@ def read_folder(folder: Path) -> tuple[dict[str, list[Document]], list[Problem]]
                 problems += _schema.check(doc, kind)
                 docs.setdefault(kind, []).append(doc)
     return docs, problems
+
+
+def folder_texts(folder: Path) -> dict[str, str]:
+    """Every file of the layout as text, by its path relative to the folder: what `read_folder`
+    parses, so the same folder can be laid out again elsewhere (a worker process) and analysed.
+    A file that cannot be read is left out; the rebuilt guideline then fails its digest check."""
+    texts: dict[str, str] = {}
+    for pattern, _, _ in LAYOUT:
+        for path in sorted(folder.glob(pattern)):
+            text, problems = read_text(path, str(path), folder)
+            if text is not None and not problems:
+                texts[path.relative_to(folder).as_posix()] = text
+    return texts
 
 
 # --- building typed objects from schema-valid data ------------------------------------------

@@ -6,7 +6,13 @@ import json
 import textwrap
 from typing import Any
 
-from engine.products.diff.results import Change, Diff, PatientChange
+from engine.products.diff.results import (
+    Change,
+    CodeImpact,
+    CohortImpact,
+    Diff,
+    PatientChange,
+)
 
 _WIDTH = 100
 
@@ -82,7 +88,30 @@ def text(diff: Diff) -> str:
             lines += _wrap(f"- {', '.join(p.codes_removed)}", "      ")
         if p.derived:
             lines += _wrap(f"~ {'; '.join(_derived(p))}", "      ")
+    if diff.cohort is not None:
+        lines += ["", *cohort_text(diff.cohort)]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _examples(i: CodeImpact) -> str:
+    """'+ p1, p2, …; - p7': the first patients gaining and losing the code (… when there are more)."""
+    def some(sign: str, ids: tuple[str, ...], count: int) -> str:
+        return f"{sign} {', '.join(ids)}{', …' if count > len(ids) else ''}" if ids else ""
+    return "; ".join(p for p in (some("+", i.added_examples, i.added), some("-", i.removed_examples, i.removed)) if p)
+
+
+def cohort_text(c: CohortImpact) -> list[str]:
+    """The impact table of `diff --cohort`: per code, how many patients gain / lose it, with examples."""
+    lines = [f"IMPACT ON THE COHORT: {c.changed:,} of {c.patients:,} patients change"
+             + (f" ({c.derived_changed:,} in derived facts)" if c.derived_changed else "")
+             + (f"; {c.invalid:,} invalid input for a version, not compared" if c.invalid else "")]
+    if not c.codes:
+        return lines
+    width = max(len("code"), *(len(i.code) for i in c.codes))
+    lines.append(f"  {'code':<{width}}  {'gain':>8}  {'lose':>8}  examples")
+    for i in c.codes:
+        lines.append(f"  {i.code:<{width}}  {i.added:>8,}  {i.removed:>8,}  {_examples(i)}")
+    return lines
 
 
 # --- markdown ---------------------------------------------------------------------------------
@@ -128,7 +157,18 @@ def markdown(diff: Diff) -> str:
         for p in b.changed:
             lines.append(f"| {_cell(p.name)} | {_codes(p.codes_added)} | {_codes(p.codes_removed)} | "
                          f"{_cell('; '.join(_derived(p)))} |")
+    if diff.cohort is not None:
+        lines += cohort_markdown(diff.cohort)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def cohort_markdown(impact: CohortImpact) -> list[str]:
+    lines = ["", "### Impact on the cohort", "", f"{impact.changed:,} of {impact.patients:,} patients change"
+             + (f"; {impact.invalid:,} invalid input for a version, not compared" if impact.invalid else "") + "."]
+    if impact.codes:
+        lines += ["", "| code | patients gaining | patients losing | examples |", "|---|---|---|---|"]
+        lines += [f"| `{i.code}` | {i.added:,} | {i.removed:,} | {_cell(_examples(i))} |" for i in impact.codes]
+    return lines
 
 
 def as_json(diff: Diff) -> str:

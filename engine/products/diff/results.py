@@ -116,14 +116,46 @@ class VersionCheck:
 
 
 @dataclass(frozen=True)
+class CodeImpact:
+    """How many patients of a cohort gain / lose one code, with the first few of them as examples."""
+
+    code: str
+    added: int
+    removed: int
+    added_examples: tuple[str, ...] = ()
+    removed_examples: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CohortImpact:
+    """The behavioural diff over a real cohort (`guideline diff --cohort INPUT`, contract section 10)."""
+
+    patients: int
+    changed: int                    # patients whose codes or derived facts differ
+    codes: tuple[CodeImpact, ...]   # most patients affected first
+    invalid: int = 0                # patients invalid input for one version or both: not compared
+    derived_changed: int = 0        # patients whose derived facts differ
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"patients": self.patients, "changed": self.changed, "invalid": self.invalid,
+                "derived_changed": self.derived_changed,
+                "codes": {c.code: {"added": c.added, "removed": c.removed,
+                                   "examples": {"added": list(c.added_examples), "removed": list(c.removed_examples)}}
+                          for c in self.codes}}
+
+
+@dataclass(frozen=True)
 class Diff:
     old: Side
     new: Side
     semantic: tuple[Change, ...]
     behaviour: Behaviour
     version_check: VersionCheck
+    cohort: CohortImpact | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"old": self.old.to_dict(), "new": self.new.to_dict(),
                 "semantic": [c.to_dict() for c in self.semantic], "behaviour": self.behaviour.to_dict(),
-                "version_check": self.version_check.to_dict()}
+                "version_check": self.version_check.to_dict(),
+                # only with --cohort, so every other diff's JSON stays as it was
+                **({"cohort": self.cohort.to_dict()} if self.cohort is not None else {})}

@@ -1,0 +1,1 @@
+"""Cohorts: many patients evaluated in parallel on Dask distributed (contract section 10)."""

@@ -1,0 +1,50 @@
+"""One cohort row per patient (contract section 10): an evaluated result or an invalid input, as JSON.
+
+`result_row` is the one place that maps a Result to a row: applicability as the result says it
+(contract section 7), the missing facts' names in the result's ranked order (section 8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from engine.errors import InputFactsError, RuleEngineError
+from engine.guideline import Guideline
+from engine.run.result import Result
+
+EVALUATED, INVALID = "evaluated", "invalid"
+
+
+def guideline_key(guideline: Guideline) -> dict[str, str]:
+    """The guideline a row was evaluated on: on every row, so a row is never read against another version."""
+    return {"id": guideline.id, "version": guideline.version, "digest": guideline.digest}
+
+
+def result_row(patient_id: str, guideline: dict[str, str], result: Result) -> dict[str, Any]:
+    """The row of an evaluated patient: codes, derived facts and the names of the missing facts, the
+    most important first."""
+    row = {"id": patient_id, "status": EVALUATED, "guideline": guideline,
+           "applicability": result.applicability.to_dict(), "codes": result.codes, "derived": dict(result.derived),
+           "missing": [m.fact for m in result.missing], "problems": []}
+    if result.notes:  # e.g. "no facts were given": said, as `evaluate` says it, never silent
+        row["notes"] = list(result.notes)
+    return row
+
+
+def invalid_row(patient_id: str | None, guideline: dict[str, str], problems: Iterable[str]) -> dict[str, Any]:
+    """The row of an input that could not be evaluated: nothing recommended, every problem named."""
+    return {"id": patient_id, "status": INVALID, "guideline": guideline, "applicability": None, "codes": [],
+            "derived": {}, "missing": [], "problems": list(problems)}
+
+
+def evaluate_row(guideline: Guideline, key: dict[str, str], patient_id: str, facts: Any,
+                 where: str) -> dict[str, Any]:
+    """One patient evaluated into its row; a rejected input or a void evaluation becomes an invalid row
+    located at `where` (its line), never an exception that would stop the run."""
+    try:
+        return result_row(patient_id, key, guideline.evaluate(facts))
+    except InputFactsError as exc:
+        return invalid_row(patient_id, key, [f"{where}: {line}" for line in exc.lines()])
+    except RuleEngineError as exc:  # that evaluation is void; the next patient gets a fresh one
+        return invalid_row(patient_id, key, [f"{where}: the evaluation failed: {exc}"])
