@@ -63,8 +63,12 @@ def client(workers: int | None = None, scheduler: str | None = None) -> Iterator
     environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
                if k != "MALLOC_TRIM_THRESHOLD_"}
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-        cluster = LocalCluster(n_workers=workers or local_cores(), threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=":0", silence_logs=logging.ERROR)
+        try:
+            cluster = LocalCluster(n_workers=workers or local_cores(), threads_per_worker=1, processes=True,
+                                   host="127.0.0.1", dashboard_address=":0", silence_logs=logging.ERROR)
+        except (OSError, RuntimeError, TimeoutError) as exc:  # e.g. "Nanny failed to start": named, exit 1
+            raise WorkerError(f"cannot start the local Dask cluster ({workers or local_cores()} worker "
+                              f"processes): {type(exc).__name__}: {exc}") from exc
     try:
         with Client(cluster, set_as_default=False) as embedded:
             yield embedded
