@@ -15,7 +15,9 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from engine.check.conditions import _conditions  # every condition of the guideline, scores included
+from engine.check.conditions import (
+    _conditions,  # every condition of the guideline, scores included
+)
 from engine.model.content import Content, FactSpec, atoms
 
 _DELTAS = (Fraction(0), Fraction(1, 10), Fraction(-1, 10), Fraction(1, 100), Fraction(-1, 100))

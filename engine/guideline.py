@@ -13,6 +13,7 @@ from engine.errors import GuidelineInvalidError, Problem
 from engine.model.content import Content
 from engine.pipeline import analyse
 from engine.resources import BUNDLED_GUIDELINE
+from engine.run.actions import constant_facts
 from engine.run.durable import Ruleset
 from engine.run.evaluate import run
 from engine.run.input import NO_FACTS, check_facts
@@ -41,7 +42,7 @@ class Guideline:
         self.program = program
         self.digest = digest
         self.path = path
-        self._ruleset = Ruleset(program.definition)
+        self._ruleset = Ruleset(program.definition, constant_facts(program))
         weakref.finalize(self, self._ruleset.close)
         self._why_not = WhyNotRuleset(content, program)  # built on the first why-not question
         weakref.finalize(self, self._why_not.close)
