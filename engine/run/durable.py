@@ -80,22 +80,10 @@ def encode_fact(fact: dict[str, Any]) -> Encoded:
     return str(fact["id"]), _encode({"sid": STATE_ID, **fact})
 
 
-class _Matched:
-    """The facts a firing matched, decoded from durable_rules' JSON on first use."""
-
-    __slots__ = ("_message", "_facts")
-
-    def __init__(self, message: str):
-        self._message = message
-        self._facts: dict[str, dict[str, Any]] | None = None
-
-    def __getitem__(self, pattern: str) -> dict[str, Any]:
-        if self._facts is None:
-            (_, self._facts), = json.loads(self._message).items()
-        return self._facts[pattern]
-
-
-Matched = _Matched
+# What a firing matched, as durable_rules' JSON message ({"<rule>": {pattern: fact}}). The actions
+# read the values from the patient and the facts they derived instead (engine/run/actions.py), so
+# nothing decodes it on the way: decoding was the largest cost per firing.
+Matched = str
 
 
 def creation_error(definition: dict[str, Any]) -> str | None:
@@ -137,6 +125,7 @@ class Ruleset:
         # The facts some rules assert whatever they matched, encoded once (engine/run/actions.py).
         self.constants: dict[str, Encoded] = dict(constants or {})
         self.reuse = True       # False: delete the session after every evaluation (as before reuse)
+        self._retractions: dict[str, str] = {}  # fact id -> its retraction, encoded once
         self.fresh_sessions = 0  # how many times a session was deleted (tests and benchmarks read it)
 
     def _assert(self, fact: dict[str, Any] | Encoded, stored: list[str]) -> int:
@@ -170,14 +159,11 @@ class Ruleset:
                 def emit(fact: dict[str, Any] | Encoded) -> int:
                     return self._assert(fact, stored)
 
+                handle, complete = self._handle, _core.complete_and_start_action
                 while message:
-                    # The message is {"<rule>": {matched facts}}; the actions read values from the
-                    # patient and the facts already derived, so the message is decoded only on
-                    # demand (JSON decoding was the largest cost per firing).
-                    rule_name = message[2:message.index('"', 2)]
                     firings += 1
-                    handler(rule_name, _Matched(message), emit)
-                    message = _core.complete_and_start_action(self._handle, state)
+                    handler(message[2:message.index('"', 2)], message, emit)  # {"<rule name>": ...}
+                    message = complete(handle, state)
                 clean = True
                 return firings
             except RuleEngineError:
@@ -193,8 +179,12 @@ class Ruleset:
     def _retract(self, stored: list[str], state: int) -> bool:
         """Retract every fact this evaluation stored; True only when the session is empty again."""
         try:
+            retractions = self._retractions
             for fact_id in stored:
-                code, _ = _core.retract_fact(self._handle, _ENCODER.encode({"sid": STATE_ID, "id": fact_id}))
+                text = retractions.get(fact_id)
+                if text is None:
+                    text = retractions[fact_id] = _ENCODER.encode({"sid": STATE_ID, "id": fact_id})
+                code, _ = _core.retract_fact(self._handle, text)
                 if code != 0:
                     return False
             # Pending work or a leftover fact would reach the next patient: neither may remain.

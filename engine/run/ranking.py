@@ -19,11 +19,12 @@ def decides(needed_for: Iterable[str], content: Content) -> Decides:
     """Only catalogue codes count as recommendations; derived facts (and any other target, such as
     the guideline's applicability) decide no recommendation by themselves."""
     targets = set(needed_for)
-    codes = [content.catalogue[t] for t in targets if t in content.catalogue]
-    counts = {u: sum(1 for rec in codes if rec.urgency == u) for u in urgencies()}
-    by_urgency = tuple((u, n) for u, n in counts.items() if n)
-    derived = tuple(name for name in content.derived if name in targets)
-    return Decides(by_urgency[0][0] if by_urgency else None, len(codes), by_urgency, derived)
+    catalogue = content.catalogue
+    found = [catalogue[t].urgency for t in targets if t in catalogue]  # once per missing fact: kept lean
+    by_urgency = tuple((u, found.count(u)) for u in urgencies() if u in found)
+    derived = () if targets.isdisjoint(content.derived) else \
+        tuple(name for name in content.derived if name in targets)
+    return Decides(by_urgency[0][0] if by_urgency else None, len(found), by_urgency, derived)
 
 
 def sort_key(missing: MissingFact) -> tuple[int, int, str]:
