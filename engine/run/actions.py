@@ -156,11 +156,13 @@ class Evaluation:
         engine/compile/encoding.py Action.waits_*), and the target itself when it is also an input."""
         if not self.record_missing:
             return
-        inputs = self.missing_inputs.setdefault(target, set())
-        inputs.update(action.waits_inputs)
+        inputs = self.missing_inputs.get(target)
+        if inputs is None:
+            inputs = self.missing_inputs[target] = set()
+            if target in self.content.facts and target not in self.patient:
+                inputs.add(target)  # a derived fact that is also an input (anc) is decided by giving it
+        inputs |= action.waits_inputs
         self.missing_via.setdefault(target, set()).update(action.waits_via)
-        if target in self.content.facts and target not in self.patient:
-            inputs.add(target)  # a derived fact that is also an input (anc) is decided by giving it
 
     # --- values --------------------------------------------------------------------------
     def _read(self, op: Operand, action: Action, matched: Matched) -> Any:

@@ -35,8 +35,14 @@ def sort_key(missing: MissingFact) -> tuple[int, int, str]:
 
 def rank(needed: Mapping[str, Iterable[str]], content: Content) -> tuple[MissingFact, ...]:
     """fact -> the targets it is needed for, as MissingFacts in the contract's order."""
-    facts = [MissingFact(fact, tuple(sorted(targets)), decides(targets, content))
-             for fact, targets in needed.items()]
+    known: dict[frozenset[str], Decides] = {}  # facts often wait on the same targets: decide once
+    facts = []
+    for fact, targets in needed.items():
+        key = frozenset(targets)
+        found = known.get(key)
+        if found is None:
+            found = known[key] = decides(key, content)
+        facts.append(MissingFact(fact, tuple(sorted(key)), found))
     return tuple(sorted(facts, key=sort_key))
 
 
