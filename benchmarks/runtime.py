@@ -9,6 +9,7 @@ every measure sees the same machine load):
 - full: `Guideline.evaluate` (explanations, missing, everything);
 - row: `Guideline.evaluate_row` (codes, derived, applicability, missing names);
 - row without missing: `Guideline.evaluate_row(missing=False)`;
+- durable_rules C calls only: each patient's C calls replayed without Python actions (replay.py);
 - full before: with --old DIR (a checkout of the engine before the runtime work, e.g.
   `git archive <commit> | tar -x -C DIR`), `Guideline.evaluate` of that checkout, in a child
   process driven pass by pass, whose outputs must hash equal to this checkout's.
@@ -35,6 +36,7 @@ sys.path.insert(0, str(HERE))
 from handwritten import canonical as by_hand  # noqa: E402
 from handwritten import decide, floor  # noqa: E402
 from patients import random_patients  # noqa: E402
+from replay import record, replay  # noqa: E402
 
 import engine  # noqa: E402
 from engine.run.input import check_facts  # noqa: E402
@@ -117,13 +119,15 @@ def main() -> None:
         "row": guideline.evaluate_row,
         "row without missing": lambda p: guideline.evaluate_row(p, missing=False),
     }
+    scripts = [record(guideline, p) for p in patients]
     for call in measures.values():  # warm up (the row without missing builds its ruleset)
         _pass(call, patients[:50])
-    times: dict[str, list[float]] = {"floor": [], "decisions only": [], "full before": [],
+    times: dict[str, list[float]] = {"floor": [], "decisions only": [], "C calls only": [], "full before": [],
                                      **{name: [] for name in measures}}
     for _ in range(args.repeat):
         times["floor"].append(_pass(floor, patients))
         times["decisions only"].append(_pass(decide, canonical))
+        times["C calls only"].append(_pass(lambda script: replay(guideline, script), scripts))
         if old is not None:
             assert old.stdin is not None and old.stdout is not None
             old.stdin.write("go\n")
@@ -142,7 +146,7 @@ def main() -> None:
           f"({os.cpu_count()} cores, shared with other work)")
     print("| measure | CPU µs per patient | × floor |")
     print("|---|---|---|")
-    for name in ("floor", "decisions only", "full before", "full", "row", "row without missing"):
+    for name in ("floor", "decisions only", "C calls only", "full before", "full", "row", "row without missing"):
         if times[name]:
             median = statistics.median(times[name])
             print(f"| {name} | {median:,.0f} | {median / base:.1f} |")

@@ -53,7 +53,7 @@ def constant_facts(program: Program) -> dict[str, Encoded]:
     return out
 
 
-@dataclass
+@dataclass(slots=True)
 class Resolution:
     """How one derived fact (or score item) was resolved in this evaluation."""
 
@@ -199,12 +199,18 @@ class Evaluation:
         return left / right
 
     # --- resolving derived facts --------------------------------------------------------
-    def _resolve(self, name: str, res: Resolution, fact: dict[str, Any]) -> None:
+    def _resolve(self, name: str, res: Resolution, fact: dict[str, Any] | None = None) -> None:
+        """Record `name`'s outcome and assert it; `fact` None: the firing rule's constant fact."""
         prior = self.resolved.get(name)
         if prior is None:
             self.resolved[name] = res
             constant = self._constants.get(self._rule)
-            self._emit(constant if constant is not None else {"id": enc.fact_id(name), enc.TYPE: name, **fact})
+            if constant is None:
+                fields = fact if fact is not None else _constant_fields(self.program.actions[self._rule])
+                assert fields is not None, f"rule {self._rule} has no constant fact"
+                self._emit({"id": enc.fact_id(name), enc.TYPE: name, **fields})
+            else:
+                self._emit(constant)
             return
         if prior.state == res.state == "value" and prior.value == res.value:
             prior.reasons += [r for r in res.reasons if r not in prior.reasons]
@@ -261,19 +267,19 @@ class Evaluation:
         rule_id = action.rule.id if action.rule else NO_RULE_HOLDS
         if action.rule:
             self.rules_fired.add(action.rule.id)
-        self._resolve(action.target, Resolution("value", value, reasons=[(rule_id, text, deps)]), enc.known(value))
+        self._resolve(action.target, Resolution("value", value, reasons=[(rule_id, text, deps)]),
+                      enc.known(value) if isinstance(action.value, (Operand, Formula)) else None)
 
     def _derive_undetermined(self, action: Action, matched: Matched) -> None:
         self._record_missing(action.target, action)
-        self._resolve(action.target, Resolution("unknown", None, *(action.bounds or (None, None))),
-                      _constant_fields(action) or {})
+        self._resolve(action.target, Resolution("unknown", None, *(action.bounds or (None, None))))
 
     def _not_applicable(self, action: Action, matched: Matched) -> None:
-        self._resolve(action.target, Resolution("na"), _constant_fields(action) or {})
+        self._resolve(action.target, Resolution("na"))
 
     def _score_undetermined(self, action: Action, matched: Matched) -> None:
         self._record_missing(action.target, action)
-        self._resolve(action.target, Resolution("unknown"), _constant_fields(action) or {})
+        self._resolve(action.target, Resolution("unknown"))
 
     def _score(self, action: Action, matched: Matched) -> None:
         assert action.score is not None
