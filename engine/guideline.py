@@ -15,10 +15,12 @@ from engine.loader.folder import folder_texts
 from engine.model.content import Content
 from engine.pipeline import analyse
 from engine.resources import BUNDLED_GUIDELINE
+from engine.run.actions import constant_facts
 from engine.run.durable import Ruleset
 from engine.run.evaluate import run
 from engine.run.input import NO_FACTS, check_facts
 from engine.run.result import Result
+from engine.run.row import Row, WithoutMissing, run_row
 from engine.run.what_if import what_if as _what_if
 from engine.run.why_not import WhyNotRuleset, checked_codes
 from engine.run.why_not import explain as _why_not
@@ -43,10 +45,12 @@ class Guideline:
         self.program = program
         self.digest = digest
         self.path = path
-        self._ruleset = Ruleset(program.definition)
+        self._ruleset = Ruleset(program.definition, constant_facts(program))
         weakref.finalize(self, self._ruleset.close)
         self._why_not = WhyNotRuleset(content, program)  # built on the first why-not question
         weakref.finalize(self, self._why_not.close)
+        self._without_missing = WithoutMissing(program)  # built on the first row without `missing`
+        weakref.finalize(self, self._without_missing.close)
 
     def __reduce__(self) -> tuple[Any, tuple[dict[str, str], str, str]]:
         """Pickled by content, not by its C handle (a durable_rules ruleset cannot be pickled):
@@ -92,6 +96,14 @@ class Guideline:
         if audit_log is not None:
             audit_log.append(self.info, canonical, result)
         return result
+
+    def evaluate_row(self, facts: Mapping[str, Any], *, missing: bool = True) -> Row:
+        """One patient's codes, derived facts, applicability status and (with `missing`) missing
+        fact names, equal to `evaluate(facts)`'s, without explanations: the lean evaluation for
+        cohorts. Raises as `evaluate` does (InputFactsError, RuleEngineError)."""
+        canonical, converted = check_facts(self.content, facts)
+        program, ruleset = (self.program, self._ruleset) if missing else self._without_missing.get()
+        return run_row(self.content, program, ruleset, canonical, converted, missing)
 
     def _run(self, canonical: dict[str, Any], converted: dict[str, float]) -> Result:
         return run(self.content, self.program, self._ruleset, canonical, self.info, converted)

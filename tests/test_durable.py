@@ -172,3 +172,85 @@ def test_a_match_stack_overflow_is_named_and_voids_only_that_evaluation() -> Non
         assert ruleset.run({"t": "$input", "anc": 100.0}, lambda name, matched, emit: None) == 1  # next one clean
     finally:
         ruleset.close()
+
+
+# --- one session reused for every patient (engine/run/durable.py) -------------------------------
+
+FEBRILE = {"anc": 0.2, "temperature": 39.0, "age": 50, "on_tki": True, "central_venous_catheter": True}
+AFEBRILE = {"anc": 2.0, "temperature": 36.5, "age": 70}
+
+
+def _stored(guideline: engine.Guideline) -> list[Any]:
+    """The facts durable_rules' C core still holds for the engine's one state id."""
+    import json
+
+    try:
+        return json.loads(_durable._core.get_facts(guideline._ruleset._handle, _durable.STATE_ID))
+    except Exception as exc:  # error 309: no session at all (it was deleted), so no fact either
+        assert str(exc).endswith("309"), exc
+        return []
+
+
+def test_a_reused_session_keeps_no_fact_of_the_previous_patient(guideline: engine.Guideline) -> None:
+    """A, B, A: A's answers are the same both times, and nothing of B remains in the session."""
+    fresh = guideline._ruleset.fresh_sessions
+    first = guideline.evaluate(AFEBRILE).to_dict()
+    assert _stored(guideline) == []
+    febrile = guideline.evaluate(FEBRILE)
+    assert "fn-empirical-iv-antibiotics" in febrile.codes and _stored(guideline) == []
+    assert guideline.evaluate(AFEBRILE).to_dict() == first
+    assert guideline.evaluate({}).recommendations == ()  # B's derived facts would fire codes here
+    assert guideline._ruleset.fresh_sessions == fresh, "the session was not reused"
+
+
+def test_facts_left_after_retraction_fall_back_to_a_fresh_session(guideline: engine.Guideline,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A retraction that reports success but leaves the fact (or any doubt) must not reach the next patient."""
+    expected = guideline.evaluate(AFEBRILE).to_dict()
+    monkeypatch.setattr(_durable._core, "retract_fact", lambda handle, text: (0, 1))  # retracts nothing
+    fresh = guideline._ruleset.fresh_sessions
+    assert "fn-empirical-iv-antibiotics" in guideline.evaluate(FEBRILE).codes
+    assert guideline._ruleset.fresh_sessions == fresh + 1 and _stored(guideline) == []
+    assert guideline.evaluate(AFEBRILE).to_dict() == expected
+
+
+def test_an_unexpected_retraction_code_falls_back_to_a_fresh_session(guideline: engine.Guideline,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = guideline.evaluate(AFEBRILE).to_dict()
+    retract = _durable._core.retract_fact
+    monkeypatch.setattr(_durable._core, "retract_fact", lambda handle, text: (1, retract(handle, text)[1]))
+    fresh = guideline._ruleset.fresh_sessions
+    guideline.evaluate(FEBRILE)
+    assert guideline._ruleset.fresh_sessions == fresh + 1
+    monkeypatch.setattr(_durable._core, "retract_fact", retract)
+    assert guideline.evaluate(AFEBRILE).to_dict() == expected and _stored(guideline) == []
+
+
+def test_an_action_that_raises_midway_leaves_nothing_for_the_next_patient(guideline: engine.Guideline,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Derived facts were asserted before the failure: the session is deleted, not retracted."""
+    expected = guideline.evaluate(AFEBRILE).to_dict()
+    original = Evaluation.handle
+
+    def failing(self: Evaluation, rule_name: str, matched: Any, emit: Any) -> None:
+        original(self, rule_name, matched, emit)
+        if len(self.resolved) >= 5:  # midway through the chain
+            raise ValueError("boom")
+
+    monkeypatch.setattr(Evaluation, "handle", failing)
+    fresh = guideline._ruleset.fresh_sessions
+    with pytest.raises(engine.RuleEngineError, match="boom"):
+        guideline.evaluate(FEBRILE)
+    assert guideline._ruleset.fresh_sessions == fresh + 1 and _stored(guideline) == []
+    monkeypatch.setattr(Evaluation, "handle", original)
+    assert guideline.evaluate(AFEBRILE).to_dict() == expected
+
+
+def test_two_threads_on_one_reused_session_give_the_sequential_answers(guideline: engine.Guideline) -> None:
+    """The C core has one session per ruleset: one evaluation at a time (the lock), nothing shared."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    patients = [FEBRILE, AFEBRILE, {}, {"anc": 0.05, "temperature": 38.5, "age": 30}, {"age": 4, "anc": 0.3}] * 20
+    expected = [guideline.evaluate(p).to_dict() for p in patients]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        assert list(pool.map(lambda p: guideline.evaluate(p).to_dict(), patients)) == expected

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from engine.compile.kleene import States
+from engine.compile.kleene import States, U
 from engine.model.content import Atom, Rule, Score, ScoreItem
 
 INPUT = "$input"      # the type of the patient fact
@@ -112,6 +112,21 @@ class Action:
     value: Any = None
     bounds: tuple[float, float] | None = None
     item_patterns: tuple[tuple[str, str], ...] = ()  # (pattern name, item fact) for a score total
+    # Derived from `patterns` here, once, so no firing recomputes them (engine/run/actions.py):
+    # the input facts whose absence the branch requires, and the derived facts it requires
+    # undetermined. Only literals that require "undetermined" name missing facts: an absent fact
+    # that merely satisfies "not known false" sits beside a part that is already decided.
+    waits_inputs: frozenset[str] = field(init=False)
+    waits_via: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        undetermined = frozenset(U)
+        object.__setattr__(self, "waits_inputs", frozenset(
+            atom.fact for p in self.patterns if p.fact is None for atom, states in p.literals
+            if states == undetermined))
+        object.__setattr__(self, "waits_via", frozenset(
+            p.fact for p in self.patterns if p.fact is not None
+            and any(states == undetermined for _, states in p.literals)))
 
 
 @dataclass(frozen=True)

@@ -174,3 +174,11 @@ def compile_why_not(content: Content, program: Program) -> Program:
             for pats in b.each(rule.when, "F"):
                 b.add(Action(ActionKind.RECOMMEND_FALSE, rule.id, pats, rule=rule))
     return Program(b.definition, b.actions, program.item_facts, program.rules)
+
+
+def compile_without_missing(program: Program) -> Program:
+    """`program` without its RECOMMEND_UNDETERMINED rules: for evaluations that do not report
+    `missing` (a cohort row without it). Those rules derive nothing and fire no recommendation, so
+    codes, derived facts and applicability are the same; they are 40 % of a patient's firings."""
+    kept = {name: a for name, a in program.actions.items() if a.kind is not ActionKind.RECOMMEND_UNDETERMINED}
+    return Program({name: program.definition[name] for name in kept}, kept, program.item_facts, program.rules)

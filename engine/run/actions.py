@@ -2,11 +2,16 @@
 
 Python here only moves data: it turns matched facts into derived-fact assertions and records
 which rules fired and why. Matching and chaining are durable_rules'.
+
+The values a firing matched are read from the patient and from the derived facts already
+resolved (each derived fact is asserted exactly once, from its Resolution), never decoded from
+durable_rules' message: the same values by construction, at a fraction of the cost. Facts a rule
+asserts whatever it matched are encoded once per ruleset (`constant_facts`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -17,13 +22,38 @@ from engine.compile.kleene import States, U
 from engine.errors import RuleEngineError
 from engine.model.content import Atom, Content, Formula, Operand
 from engine.model.units import exact, to_float
-from engine.run.durable import Matched
+from engine.run.durable import Emit, Encoded, Matched, encode_fact
 from engine.run.explain import NO_RULE_HOLDS, describe, show
 
 _UNDETERMINED = frozenset(U)
+_CONSTANT_VALUE = (ActionKind.DERIVE, ActionKind.ITEM)
 
 
-@dataclass
+def _constant_fields(action: Action) -> dict[str, Any] | None:
+    """The fields of the derived fact `action` asserts when they do not depend on what it matched."""
+    kind = action.kind
+    if kind in (ActionKind.DERIVE_UNDETERMINED, ActionKind.ITEM_UNDETERMINED):
+        return enc.undetermined(action.bounds)
+    if kind in (ActionKind.DERIVE_NOT_APPLICABLE, ActionKind.SCORE_NOT_APPLICABLE):
+        return enc.not_applicable()
+    if kind is ActionKind.SCORE_UNDETERMINED:
+        return enc.undetermined()
+    if kind in _CONSTANT_VALUE and not isinstance(action.value, (Operand, Formula)):
+        return enc.known(action.value)
+    return None
+
+
+def constant_facts(program: Program) -> dict[str, Encoded]:
+    """Rule name -> its derived fact, encoded once, for every rule whose fact is constant."""
+    out = {}
+    for name, action in program.actions.items():
+        fields = _constant_fields(action)
+        if fields is not None:
+            out[name] = encode_fact({"id": enc.fact_id(action.target), enc.TYPE: action.target, **fields})
+    return out
+
+
+@dataclass(slots=True)
 class Resolution:
     """How one derived fact (or score item) was resolved in this evaluation."""
 
@@ -54,10 +84,17 @@ class _Firing:
 class Evaluation:
     """Collects what the actions of one durable_rules session report."""
 
-    def __init__(self, content: Content, program: Program, patient: dict[str, Any]):
+    def __init__(self, content: Content, program: Program, patient: dict[str, Any],
+                 constants: Mapping[str, Encoded] | None = None, *, explain: bool = True, missing: bool = True):
         self.content = content
         self.patient = patient
         self.program = program
+        # A cohort row (engine/run/row.py) needs neither texts (`explain`) nor, when not asked
+        # for, the missing facts; the rest (codes, derived facts, applicability) is the same.
+        self.explain = explain
+        self.record_missing = missing
+        self._constants: Mapping[str, Encoded] = constants or {}
+        self._rule = ""  # the durable_rules rule firing now
         self.resolved: dict[str, Resolution] = {}
         self.recs: dict[str, list[_Firing]] = {}
         self.missing_inputs: dict[str, set[str]] = {}   # target -> input facts absent
@@ -72,31 +109,34 @@ class Evaluation:
         self.false_parts: dict[str, list[Part]] = {}
         self.undecided: dict[str, list[Part]] = {}
         self.explain_undecided = False
-        self._emit: Callable[[dict[str, Any]], object] = lambda fact: None
+        self._emit: Emit = lambda fact: None
 
     # --- reading matched facts ---------------------------------------------------------
     def unit(self, name: str) -> str | None:
         spec = self.content.derived.get(name) or self.content.facts.get(name)
         return spec.unit if spec else None
 
-    @staticmethod
-    def _actual(pattern: Pattern, fact: dict[str, Any], name: str) -> Any:
+    def _actual(self, pattern: Pattern, name: str) -> Any:
+        """The value a literal of `pattern` matched: the input's, or the derived fact's value, its
+        bounds while undetermined ([lo, hi]), or None (undetermined without bounds, not applicable)."""
         if pattern.fact is None:
-            return fact.get(name)
-        if enc.VALUE in fact:
-            return fact[enc.VALUE]
-        if enc.LOW in fact:
-            return [fact[enc.LOW], fact[enc.HIGH]]
+            return self.patient.get(name)
+        res = self.resolved[pattern.fact]
+        if res.state == "value":
+            return res.value
+        if res.state == "unknown" and res.lo is not None:
+            return [res.lo, res.hi]
         return None
 
     def _explain(self, action: Action, matched: Matched) -> tuple[str, tuple[str, ...]]:
         parts, deps = [], []
         for p in action.patterns:
-            fact = matched[p.name]
             if p.fact is not None and p.fact not in deps:
                 deps.append(p.fact)
+            if not self.explain:
+                continue
             for atom, states in p.literals:
-                part = describe(atom, states, self._actual(p, fact, atom.fact), self.unit(atom.fact))
+                part = describe(atom, states, self._actual(p, atom.fact), self.unit(atom.fact))
                 if part not in parts:
                     parts.append(part)
         return "; ".join(parts) or "always", tuple(deps)
@@ -105,40 +145,34 @@ class Evaluation:
         """Each literal of the matched patterns in words, with the value matched, once per rule."""
         parts = into.setdefault(action.target, [])
         for p in action.patterns:
-            fact = matched[p.name]
             for atom, states in p.literals:
-                actual = self._actual(p, fact, atom.fact)
+                actual = self._actual(p, atom.fact)
                 part = Part(atom, states, actual, describe(atom, states, actual, self.unit(atom.fact)))
                 if part.text not in (known.text for known in parts):
                     parts.append(part)
 
     def _record_missing(self, target: str, action: Action) -> None:
-        """Which facts left `target` undetermined: read from the patient and the derived facts
-        already resolved, not from the matched message (whose decoding is the costly part)."""
-        inputs = self.missing_inputs.setdefault(target, set())
-        via = self.missing_via.setdefault(target, set())
-        # Only literals that require "undetermined" name missing facts: an absent fact that merely
-        # satisfies "not known false" sits beside a part that is already decided, and knowing it
-        # would not decide anything (e.g. anc_expected_below_0_5_within_48h when anc < 0.5).
-        for p in action.patterns:
-            if p.fact is None:
-                inputs.update(atom.fact for atom, states in p.literals if states == _UNDETERMINED)
-            elif any(states == _UNDETERMINED for _, states in p.literals):
-                via.add(p.fact)
-        if target in self.content.facts and target not in self.patient:
-            inputs.add(target)  # a derived fact that is also an input (anc) is decided by giving it
+        """Which facts left `target` undetermined: the branch's own (precomputed by the compiler,
+        engine/compile/encoding.py Action.waits_*), and the target itself when it is also an input."""
+        if not self.record_missing:
+            return
+        inputs = self.missing_inputs.get(target)
+        if inputs is None:
+            inputs = self.missing_inputs[target] = set()
+            if target in self.content.facts and target not in self.patient:
+                inputs.add(target)  # a derived fact that is also an input (anc) is decided by giving it
+        inputs |= action.waits_inputs
+        self.missing_via.setdefault(target, set()).update(action.waits_via)
 
     # --- values --------------------------------------------------------------------------
     def _read(self, op: Operand, action: Action, matched: Matched) -> Any:
         """An operand's value: from its derived fact if the rule matched one, else the input."""
         for p in action.patterns:
-            fact = matched[p.name]
-            if p.fact == op.fact and enc.VALUE in fact:
-                return fact[enc.VALUE]
+            if p.fact == op.fact and self.resolved[op.fact].state == "value":
+                return self.resolved[op.fact].value
         for p in action.patterns:
-            fact = matched[p.name]
-            if p.fact is None and op.fact in fact:
-                return fact[op.fact]
+            if p.fact is None and op.fact in self.patient:
+                return self.patient[op.fact]
         if op.default is not None:
             return op.default
         raise RuleEngineError(f"rule for '{action.target}' needs '{op.fact}', which was not matched")
@@ -165,11 +199,18 @@ class Evaluation:
         return left / right
 
     # --- resolving derived facts --------------------------------------------------------
-    def _resolve(self, name: str, res: Resolution, fact: dict[str, Any]) -> None:
+    def _resolve(self, name: str, res: Resolution, fact: dict[str, Any] | None = None) -> None:
+        """Record `name`'s outcome and assert it; `fact` None: the firing rule's constant fact."""
         prior = self.resolved.get(name)
         if prior is None:
             self.resolved[name] = res
-            self._emit({"id": enc.fact_id(name), enc.TYPE: name, **fact})
+            constant = self._constants.get(self._rule)
+            if constant is None:
+                fields = fact if fact is not None else _constant_fields(self.program.actions[self._rule])
+                assert fields is not None, f"rule {self._rule} has no constant fact"
+                self._emit({"id": enc.fact_id(name), enc.TYPE: name, **fields})
+            else:
+                self._emit(constant)
             return
         if prior.state == res.state == "value" and prior.value == res.value:
             prior.reasons += [r for r in res.reasons if r not in prior.reasons]
@@ -179,9 +220,10 @@ class Evaluation:
         raise RuleEngineError(f"'{name}' is derived twice with different outcomes ({prior.state} "
                               f"{show(prior.value)} and {res.state} {show(res.value)}): the rules overlap")
 
-    def handle(self, rule_name: str, matched: Matched, emit: Callable[[dict[str, Any]], object]) -> None:
+    def handle(self, rule_name: str, matched: Matched, emit: Emit) -> None:
         """Called by the durable_rules adapter for every firing, in this thread."""
         self._emit = emit
+        self._rule = rule_name
         action = self.program.actions[rule_name]
         self._HANDLERS[action.kind](self, action, matched)
 
@@ -211,10 +253,9 @@ class Evaluation:
         if self.population_status not in (None, status):  # Kleene branches of one mode exclude the others
             raise RuleEngineError(f"the population is both {self.population_status} and {status}")
         self.population_status = status
-        for p in action.patterns:
-            fact = matched[p.name]
+        for p in action.patterns if self.explain else ():
             for atom, states in p.literals:
-                found = (atom, states, self._actual(p, fact, atom.fact))
+                found = (atom, states, self._actual(p, atom.fact))
                 if found not in self.population_found:  # `$or` branches fire once each
                     self.population_found.append(found)
         if action.kind is ActionKind.POPULATION_UNDETERMINED:
@@ -226,38 +267,41 @@ class Evaluation:
         rule_id = action.rule.id if action.rule else NO_RULE_HOLDS
         if action.rule:
             self.rules_fired.add(action.rule.id)
-        self._resolve(action.target, Resolution("value", value, reasons=[(rule_id, text, deps)]), enc.known(value))
+        self._resolve(action.target, Resolution("value", value, reasons=[(rule_id, text, deps)]),
+                      enc.known(value) if isinstance(action.value, (Operand, Formula)) else None)
 
     def _derive_undetermined(self, action: Action, matched: Matched) -> None:
         self._record_missing(action.target, action)
-        self._resolve(action.target, Resolution("unknown", None, *(action.bounds or (None, None))),
-                      enc.undetermined(action.bounds))
+        self._resolve(action.target, Resolution("unknown", None, *(action.bounds or (None, None))))
 
     def _not_applicable(self, action: Action, matched: Matched) -> None:
-        self._resolve(action.target, Resolution("na"), enc.not_applicable())
+        self._resolve(action.target, Resolution("na"))
 
     def _score_undetermined(self, action: Action, matched: Matched) -> None:
         self._record_missing(action.target, action)
-        self._resolve(action.target, Resolution("unknown"), enc.undetermined())
+        self._resolve(action.target, Resolution("unknown"))
 
     def _score(self, action: Action, matched: Matched) -> None:
         assert action.score is not None
         lo = hi = Fraction(0)
         parts, via = [], set()
-        for pattern_name, item_name in action.item_patterns:
-            item = matched[pattern_name]
-            lo, hi = lo + exact(item[enc.LOW]), hi + exact(item[enc.HIGH])
+        for _, item_name in action.item_patterns:
+            item = self.resolved[item_name]  # points are numbers: a known item's bounds are its value
+            low, high = (item.value, item.value) if item.state == "value" else (item.lo, item.hi)
+            assert low is not None and high is not None, f"score item '{item_name}' has no bounds"
+            lo, hi = lo + exact(low), hi + exact(high)
             title = self.program.item_facts[item_name][1].title
-            if item.get(enc.UNDETERMINED):
+            if item.state == "unknown":
                 via.add(item_name)
-                parts.append(f"{title} {show(item[enc.LOW])}–{show(item[enc.HIGH])} (not decided)")
-            else:
-                parts.append(f"{title} {show(item[enc.VALUE])}")
+                if self.explain:
+                    parts.append(f"{title} {show(low)}–{show(high)} (not decided)")
+            elif self.explain:
+                parts.append(f"{title} {show(item.value)}")
         lo_f, hi_f = _number(lo), _number(hi)
         rule_id = action.score.rule_id
         self.rules_fired.add(rule_id)
-        text = f"{action.score.title}: " + ", ".join(parts)
-        if via:
+        text = f"{action.score.title}: " + ", ".join(parts) if self.explain else ""
+        if via and self.record_missing:
             self.missing_via.setdefault(action.target, set()).update(via)
         deps = tuple(name for _, name in action.item_patterns)
         if lo == hi:

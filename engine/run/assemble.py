@@ -12,7 +12,7 @@ from engine.run.actions import Evaluation
 from engine.run.applicability import applied
 from engine.run.explain import reason, show
 from engine.run.ranking import meanings, rank
-from engine.run.result import RecommendationResult, Result
+from engine.run.result import MissingFact, RecommendationResult, Result
 
 
 def _inputs_behind(ev: Evaluation, target: str, cache: dict[str, set[str]],
@@ -42,7 +42,8 @@ def _chain(ev: Evaluation, deps: tuple[str, ...], lines: list[str], seen: set[st
             _chain(ev, sub, lines, seen)
 
 
-def result(ev: Evaluation, guideline: dict[str, str], converted: dict[str, float]) -> Result:
+def derived_facts(ev: Evaluation, converted: dict[str, float]) -> dict[str, Any]:
+    """The result's `derived`: converted inputs, then each derived fact's value or undetermined label."""
     content = ev.content
     for name in content.derived:  # score items are internal and checked by their score
         if name not in ev.resolved and not _is_range(ev, name):
@@ -63,7 +64,28 @@ def result(ev: Evaluation, guideline: dict[str, str], converted: dict[str, float
             derived[score.range_fact] = [res.lo, res.hi]
         elif score.range_fact and res.state == "unknown":
             derived[score.range_fact] = None
+    return derived
 
+
+def missing_facts(ev: Evaluation) -> tuple[MissingFact, ...]:
+    """The input facts that would decide more, ranked (before applicability is applied)."""
+    fired = set(ev.recs)
+    needed: dict[str, set[str]] = {}
+    cache: dict[str, set[str]] = {}
+    targets = [t for t in set(ev.missing_inputs) | set(ev.missing_via)
+               if t not in ev.program.item_facts and t not in fired]
+    for target in targets:
+        outcome = ev.resolved.get(target)
+        if outcome is not None and outcome.state == "value":
+            continue  # decided after all (e.g. by another branch)
+        for fact in _inputs_behind(ev, target, cache):
+            needed.setdefault(fact, set()).add(target)
+    return rank(needed, ev.content)
+
+
+def result(ev: Evaluation, guideline: dict[str, str], converted: dict[str, float]) -> Result:
+    content = ev.content
+    derived = derived_facts(ev, converted)
     recs = []
     by_id = ev.program.rules
     for code, firings in ev.recs.items():
@@ -82,18 +104,7 @@ def result(ev: Evaluation, guideline: dict[str, str], converted: dict[str, float
             tuple(refs)))
     recs.sort(key=lambda r: (urgency_rank(r.urgency), r.code))
 
-    fired = set(ev.recs)
-    needed: dict[str, set[str]] = {}
-    cache: dict[str, set[str]] = {}
-    targets = [t for t in set(ev.missing_inputs) | set(ev.missing_via)
-               if t not in ev.program.item_facts and t not in fired]
-    for target in targets:
-        outcome = ev.resolved.get(target)
-        if outcome is not None and outcome.state == "value":
-            continue  # decided after all (e.g. by another branch)
-        for fact in _inputs_behind(ev, target, cache):
-            needed.setdefault(fact, set()).add(target)
-    missing = rank(needed, content)
+    missing = missing_facts(ev)
     explanations = {}
     for name in content.derived:
         resolution = ev.resolved.get(name)

@@ -15,6 +15,6 @@ from engine.run.result import Result
 def run(content: Content, program: Program, ruleset: Ruleset, facts: dict[str, Any],
         guideline: dict[str, str], converted: dict[str, float]) -> Result:
     """Evaluate validated, canonical `facts` (engine/run/input.py checks them first)."""
-    evaluation = Evaluation(content, program, facts)
+    evaluation = Evaluation(content, program, facts, ruleset.constants)
     ruleset.run({TYPE: INPUT, **facts}, evaluation.handle)
     return result(evaluation, guideline, converted)

@@ -19,11 +19,12 @@ def decides(needed_for: Iterable[str], content: Content) -> Decides:
     """Only catalogue codes count as recommendations; derived facts (and any other target, such as
     the guideline's applicability) decide no recommendation by themselves."""
     targets = set(needed_for)
-    codes = [content.catalogue[t] for t in targets if t in content.catalogue]
-    counts = {u: sum(1 for rec in codes if rec.urgency == u) for u in urgencies()}
-    by_urgency = tuple((u, n) for u, n in counts.items() if n)
-    derived = tuple(name for name in content.derived if name in targets)
-    return Decides(by_urgency[0][0] if by_urgency else None, len(codes), by_urgency, derived)
+    catalogue = content.catalogue
+    found = [catalogue[t].urgency for t in targets if t in catalogue]  # once per missing fact: kept lean
+    by_urgency = tuple((u, found.count(u)) for u in urgencies() if u in found)
+    derived = () if targets.isdisjoint(content.derived) else \
+        tuple(name for name in content.derived if name in targets)
+    return Decides(by_urgency[0][0] if by_urgency else None, len(found), by_urgency, derived)
 
 
 def sort_key(missing: MissingFact) -> tuple[int, int, str]:
@@ -34,8 +35,14 @@ def sort_key(missing: MissingFact) -> tuple[int, int, str]:
 
 def rank(needed: Mapping[str, Iterable[str]], content: Content) -> tuple[MissingFact, ...]:
     """fact -> the targets it is needed for, as MissingFacts in the contract's order."""
-    facts = [MissingFact(fact, tuple(sorted(targets)), decides(targets, content))
-             for fact, targets in needed.items()]
+    known: dict[frozenset[str], Decides] = {}  # facts often wait on the same targets: decide once
+    facts = []
+    for fact, targets in needed.items():
+        key = frozenset(targets)
+        found = known.get(key)
+        if found is None:
+            found = known[key] = decides(key, content)
+        facts.append(MissingFact(fact, tuple(sorted(key)), found))
     return tuple(sorted(facts, key=sort_key))
 
 

@@ -19,7 +19,7 @@ from engine.compile.kleene import T, U
 from engine.compile.program import compile_why_not
 from engine.errors import BadInputError, RuleEngineError, did_you_mean
 from engine.model.content import Content, Rule, atoms
-from engine.run.actions import Evaluation, Part
+from engine.run.actions import Evaluation, Part, constant_facts
 from engine.run.assemble import result as assemble
 from engine.run.durable import Ruleset
 from engine.run.explain import show
@@ -63,7 +63,7 @@ class WhyNotRuleset:
             with self._lock:
                 if self._built is None:
                     program = compile_why_not(self._content, self._program)
-                    self._built = (program, Ruleset(program.definition))
+                    self._built = (program, Ruleset(program.definition, constant_facts(program)))
                 built = self._built
         return built
 
@@ -80,7 +80,7 @@ def explain(content: Content, why: WhyNotRuleset, facts: dict[str, Any], guideli
             converted: dict[str, float], codes: Sequence[str]) -> Result:
     """The patient's result (the same as a normal evaluation's) with `why_not` for each code."""
     program, ruleset = why.get()
-    ev = Evaluation(content, program, facts)
+    ev = Evaluation(content, program, facts, ruleset.constants)
     ev.explain_undecided = True
     ruleset.run({TYPE: INPUT, **facts}, ev.handle)
     base = assemble(ev, guideline, converted)

@@ -1,0 +1,158 @@
+"""Per-patient evaluation time beside a hand-written floor, in one run, on the same patients.
+
+Run: python benchmarks/runtime.py [--patients 1000] [--repeat 7] [--old DIR]
+Measures, per patient (median over --repeat passes over the same patients, passes interleaved so
+every measure sees the same machine load):
+- floor: benchmarks/handwritten.py, the same decisions written by hand as plain if/else, from the
+  same facts (units converted by hand; no validation, which the engine does); ratios are to it;
+- decisions only: the same floor given facts already in canonical units;
+- full: `Guideline.evaluate` (explanations, missing, everything);
+- row: `Guideline.evaluate_row` (codes, derived, applicability, missing names);
+- row without missing: `Guideline.evaluate_row(missing=False)`;
+- durable_rules C calls only: each patient's C calls replayed without Python actions (replay.py);
+- full before: with --old DIR (a checkout of the engine before the runtime work, e.g.
+  `git archive <commit> | tar -x -C DIR`), `Guideline.evaluate` of that checkout, in a child
+  process driven pass by pass, whose outputs must hash equal to this checkout's.
+Before timing, it checks that the floor and the rows agree with the full results on every patient.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from handwritten import canonical as by_hand  # noqa: E402
+from handwritten import decide, floor  # noqa: E402
+from patients import random_patients  # noqa: E402
+from replay import record, replay  # noqa: E402
+
+import engine  # noqa: E402
+from engine.run.input import check_facts  # noqa: E402
+
+
+def _pass(call: Callable[[Any], object], patients: list[Any]) -> float:
+    """CPU microseconds per patient for one pass (CPU time: the machine is shared, and waiting for
+    a core is not the engine's cost; everything here runs in one thread)."""
+    start = time.process_time()
+    for p in patients:
+        call(p)
+    return (time.process_time() - start) / len(patients) * 1e6
+
+
+def _digest(guideline: Any, patients: list[dict[str, Any]]) -> str:
+    h = hashlib.sha256()
+    for p in patients:
+        result = guideline.evaluate(p)
+        h.update(json.dumps([result.to_dict(), sorted(result.rules_fired)], sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def serve_old(count: int) -> None:
+    """The child process: the old checkout's engine (first on PYTHONPATH), one pass per request."""
+    guideline = engine.load()
+    patients = random_patients(guideline.content, count)
+    print(_digest(guideline, patients), flush=True)
+    for _ in sys.stdin:
+        print(_pass(guideline.evaluate, patients), flush=True)
+
+
+def check_agreement(guideline: engine.Guideline, patients: list[dict[str, Any]],
+                    canonical: list[dict[str, Any]]) -> None:
+    derived_names = set(guideline.content.derived)
+    for facts, canon in zip(patients, canonical, strict=True):
+        full = guideline.evaluate(facts)
+        codes, derived, status = floor(facts)
+        if by_hand(facts) != canon or decide(canon) != (codes, derived, status):
+            sys.exit(f"the hand-written unit conversion disagrees with the engine's on {facts}")
+        want = {k: v for k, v in full.derived.items() if k in derived_names}
+        if sorted(codes) != sorted(full.codes) or derived != want or status != full.applicability.status:
+            sys.exit(f"the hand-written floor disagrees with the engine on {facts}")
+        row = guideline.evaluate_row(facts)
+        if (list(row.codes), row.derived, row.applicability, list(row.missing or ())) != \
+                (full.codes, full.derived, full.applicability.status, [m.fact for m in full.missing]):
+            sys.exit(f"evaluate_row disagrees with evaluate on {facts}")
+        lean = guideline.evaluate_row(facts, missing=False)
+        if (lean.codes, lean.derived, lean.applicability) != (row.codes, row.derived, row.applicability):
+            sys.exit(f"evaluate_row(missing=False) disagrees with evaluate on {facts}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--patients", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--old", type=Path, help="a checkout of the engine to time as 'full before'")
+    parser.add_argument("--serve-old", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_old:
+        serve_old(args.patients)
+        return
+
+    load_before = os.getloadavg()
+    guideline = engine.load()
+    patients = random_patients(guideline.content, args.patients)
+    canonical = [check_facts(guideline.content, p)[0] for p in patients]
+    check_agreement(guideline, patients, canonical)
+
+    old = None
+    if args.old:
+        old = subprocess.Popen([sys.executable, __file__, "--serve-old", "--patients", str(args.patients)],
+                               cwd=args.old, env={**os.environ, "PYTHONPATH": str(args.old.resolve())},
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert old.stdin is not None and old.stdout is not None
+        if old.stdout.readline().strip() != _digest(guideline, patients):
+            sys.exit("the old checkout's results differ from this one's on these patients")
+
+    measures: dict[str, Callable[[Any], object]] = {
+        "full": guideline.evaluate,
+        "row": guideline.evaluate_row,
+        "row without missing": lambda p: guideline.evaluate_row(p, missing=False),
+    }
+    scripts = [record(guideline, p) for p in patients]
+    for call in measures.values():  # warm up (the row without missing builds its ruleset)
+        _pass(call, patients[:50])
+    times: dict[str, list[float]] = {"floor": [], "decisions only": [], "C calls only": [], "full before": [],
+                                     **{name: [] for name in measures}}
+    for _ in range(args.repeat):
+        times["floor"].append(_pass(floor, patients))
+        times["decisions only"].append(_pass(decide, canonical))
+        times["C calls only"].append(_pass(lambda script: replay(guideline, script), scripts))
+        if old is not None:
+            assert old.stdin is not None and old.stdout is not None
+            old.stdin.write("go\n")
+            old.stdin.flush()
+            times["full before"].append(float(old.stdout.readline()))
+        for name, call in measures.items():
+            times[name].append(_pass(call, patients))
+    if old is not None:
+        assert old.stdin is not None
+        old.stdin.close()
+        old.wait()
+
+    base = statistics.median(times["floor"])
+    print(f"{args.patients} seeded random patients (benchmarks/patients.py), {args.repeat} passes, medians; "
+          f"load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after "
+          f"({os.cpu_count()} cores, shared with other work)")
+    print("| measure | CPU µs per patient | × floor |")
+    print("|---|---|---|")
+    for name in ("floor", "decisions only", "C calls only", "full before", "full", "row", "row without missing"):
+        if times[name]:
+            median = statistics.median(times[name])
+            print(f"| {name} | {median:,.0f} | {median / base:.1f} |")
+    if times["full before"]:
+        print(f"speed-up of full: {statistics.median(times['full before']) / statistics.median(times['full']):.2f}×")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""A cohort row: one patient's codes, derived facts, applicability and missing facts, and nothing else.
+
+The same evaluation on the same engine as a full result, minus what a row of a population audit
+does not carry: no explanation texts or `because` chains, no citations, what-if or why-not; and,
+when the missing facts are not wanted, none of the rules that only record them (the ruleset
+compiled by engine/compile/program.py `compile_without_missing`, built on first use). Its codes,
+derived facts, applicability status and missing fact names equal the full result's.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from engine.compile.encoding import INPUT, TYPE, Program
+from engine.compile.program import compile_without_missing
+from engine.errors import RuleEngineError
+from engine.model.content import Content
+from engine.model.vocabulary import urgency_rank
+from engine.run.actions import Evaluation, constant_facts
+from engine.run.applicability import _for_derived_facts
+from engine.run.assemble import derived_facts, missing_facts
+from engine.run.durable import Ruleset
+
+
+@dataclass(frozen=True)
+class Row:
+    """What a population audit keeps of one evaluation (contract section 10's row fields)."""
+
+    codes: tuple[str, ...]          # as `Result.codes`: most urgent first, then by code
+    derived: dict[str, Any]         # as `Result.derived`
+    applicability: str              # applies | does-not-apply | undetermined
+    missing: tuple[str, ...] | None  # the names of `Result.missing`, in its order; None: not asked
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"applicability": self.applicability, "codes": list(self.codes), "derived": dict(self.derived),
+                **({"missing": list(self.missing)} if self.missing is not None else {})}
+
+
+class WithoutMissing:
+    """The program without RECOMMEND_UNDETERMINED rules and its ruleset, built once, on first use."""
+
+    def __init__(self, program: Program):
+        self._program = program
+        self._built: tuple[Program, Ruleset] | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> tuple[Program, Ruleset]:
+        built = self._built
+        if built is None:
+            with self._lock:
+                if self._built is None:
+                    program = compile_without_missing(self._program)
+                    self._built = (program, Ruleset(program.definition, constant_facts(program)))
+                built = self._built
+        return built
+
+    def close(self) -> None:
+        if self._built is not None:
+            self._built[1].close()
+
+
+def run_row(content: Content, program: Program, ruleset: Ruleset, facts: dict[str, Any],
+            converted: dict[str, float], missing: bool) -> Row:
+    """Evaluate validated, canonical `facts` into a Row (`missing`: also the missing fact names)."""
+    ev = Evaluation(content, program, facts, ruleset.constants, explain=False, missing=missing)
+    ruleset.run({TYPE: INPUT, **facts}, ev.handle)
+    derived = derived_facts(ev, converted)
+    if content.population is None:
+        status = "applies"
+    elif ev.population_status is None:  # as engine/run/applicability.py: every outcome has a rule
+        raise RuleEngineError("the population's condition was neither true, false nor undetermined")
+    else:
+        status = ev.population_status
+    names: tuple[str, ...] | None = None
+    if missing:
+        ranked = missing_facts(ev)
+        if status == "does-not-apply":
+            ranked = _for_derived_facts(ev, ranked)
+        names = tuple(m.fact for m in ranked)
+    if status == "does-not-apply":
+        return Row((), derived, status, names)
+    catalogue = content.catalogue
+    codes = tuple(sorted(ev.recs, key=lambda code: (urgency_rank(catalogue[code].urgency), code)))
+    return Row(codes, derived, status, names)
