@@ -103,7 +103,8 @@ class Guideline:
         cohorts. Raises as `evaluate` does (InputFactsError, RuleEngineError)."""
         canonical, converted = check_facts(self.content, facts)
         program, ruleset = (self.program, self._ruleset) if missing else self._without_missing.get()
-        return run_row(self.content, program, ruleset, canonical, converted, missing)
+        row = run_row(self.content, program, ruleset, canonical, converted, missing)
+        return row if canonical else dataclasses.replace(row, notes=(NO_FACTS,))  # as evaluate says it
 
     def _run(self, canonical: dict[str, Any], converted: dict[str, float]) -> Result:
         return run(self.content, self.program, self._ruleset, canonical, self.info, converted)

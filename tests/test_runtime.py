@@ -73,12 +73,12 @@ def test_rows_equal_the_full_results(guideline: engine.Guideline, patients: list
     assert len(patients) > 1000
     for facts in patients:
         full = guideline.evaluate(facts)
-        want = (tuple(full.codes), full.derived, full.applicability.status)
+        want = (tuple(full.codes), full.derived, full.applicability, full.notes)
         row = guideline.evaluate_row(facts)
-        assert (row.codes, row.derived, row.applicability) == want, facts
+        assert (row.codes, row.derived, row.applicability, row.notes) == want, facts
         assert row.missing == tuple(m.fact for m in full.missing), facts
         lean = guideline.evaluate_row(facts, missing=False)
-        assert (lean.codes, lean.derived, lean.applicability, lean.missing) == (*want, None), facts
+        assert (lean.codes, lean.derived, lean.applicability, lean.notes, lean.missing) == (*want, None), facts
 
 
 def test_a_row_without_missing_runs_no_undetermined_recommendation_rule(guideline: engine.Guideline) -> None:
@@ -106,7 +106,7 @@ def test_a_row_has_the_cohort_fields(guideline: engine.Guideline) -> None:
     assert row.to_dict()["codes"][0] == "fn-assess-resuscitate" and "symptom_burden" in row.to_dict()["missing"]
     assert "missing" not in guideline.evaluate_row({"anc": 0.2}, missing=False).to_dict()
     child = guideline.evaluate_row({"anc": 0.2, "temperature": 39.0, "age": 4})
-    assert (child.applicability, child.codes) == ("does-not-apply", ())
+    assert (child.applicability.status, child.codes) == ("does-not-apply", ())
     assert child.derived["febrile_neutropenia"] is True  # derived facts describe the patient anyway
 
 

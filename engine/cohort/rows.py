@@ -1,7 +1,8 @@
 """One cohort row per patient (contract section 10): an evaluated result or an invalid input, as JSON.
 
-`result_row` is the one place that maps a Result to a row: applicability as the result says it
-(contract section 7), the missing facts' names in the result's ranked order (section 8).
+`result_row` is the one place that maps an evaluation to a row. Rows come from the lean
+evaluation (`Guideline.evaluate_row`, engine/run/row.py), whose codes, derived facts,
+applicability and ranked missing facts equal the full result's (tests/test_runtime.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from engine.errors import InputFactsError, RuleEngineError
 from engine.guideline import Guideline
-from engine.run.result import Result
+from engine.run.row import Row
 
 EVALUATED, INVALID = "evaluated", "invalid"
 
@@ -21,15 +22,16 @@ def guideline_key(guideline: Guideline) -> dict[str, str]:
     return {"id": guideline.id, "version": guideline.version, "digest": guideline.digest}
 
 
-def result_row(patient_id: str, guideline: dict[str, str], result: Result) -> dict[str, Any]:
-    """The row of an evaluated patient: codes, derived facts and the names of the missing facts, the
-    most important first."""
-    row = {"id": patient_id, "status": EVALUATED, "guideline": guideline,
-           "applicability": result.applicability.to_dict(), "codes": result.codes, "derived": dict(result.derived),
-           "missing": [m.fact for m in result.missing], "problems": []}
-    if result.notes:  # e.g. "no facts were given": said, as `evaluate` says it, never silent
-        row["notes"] = list(result.notes)
-    return row
+def result_row(patient_id: str, guideline: dict[str, str], row: Row) -> dict[str, Any]:
+    """The row of an evaluated patient: applicability, codes, derived facts and the names of the
+    missing facts, the most important first (the lean evaluation: no explanation is worded)."""
+    evaluated = row.to_dict()
+    out = {"id": patient_id, "status": EVALUATED, "guideline": guideline,
+           "applicability": evaluated["applicability"], "codes": evaluated["codes"],
+           "derived": evaluated["derived"], "missing": evaluated["missing"], "problems": []}
+    if row.notes:  # e.g. "no facts were given": said, as `evaluate` says it, never silent
+        out["notes"] = list(row.notes)
+    return out
 
 
 def invalid_row(patient_id: str | None, guideline: dict[str, str], problems: Iterable[str]) -> dict[str, Any]:
@@ -43,7 +45,7 @@ def evaluate_row(guideline: Guideline, key: dict[str, str], patient_id: str, fac
     """One patient evaluated into its row; a rejected input or a void evaluation becomes an invalid row
     located at `where` (its line), never an exception that would stop the run."""
     try:
-        return result_row(patient_id, key, guideline.evaluate(facts))
+        return result_row(patient_id, key, guideline.evaluate_row(facts))
     except InputFactsError as exc:
         return invalid_row(patient_id, key, [f"{where}: {line}" for line in exc.lines()])
     except RuleEngineError as exc:  # that evaluation is void; the next patient gets a fresh one

@@ -253,7 +253,7 @@ class Evaluation:
         if self.population_status not in (None, status):  # Kleene branches of one mode exclude the others
             raise RuleEngineError(f"the population is both {self.population_status} and {status}")
         self.population_status = status
-        for p in action.patterns if self.explain else ():
+        for p in action.patterns:  # always: a cohort row says why too (one firing, a literal or two)
             for atom, states in p.literals:
                 found = (atom, states, self._actual(p, atom.fact))
                 if found not in self.population_found:  # `$or` branches fire once each

@@ -15,13 +15,13 @@ from typing import Any
 
 from engine.compile.encoding import INPUT, TYPE, Program
 from engine.compile.program import compile_without_missing
-from engine.errors import RuleEngineError
 from engine.model.content import Content
 from engine.model.vocabulary import urgency_rank
 from engine.run.actions import Evaluation, constant_facts
-from engine.run.applicability import _for_derived_facts
+from engine.run.applicability import _for_derived_facts, applicability
 from engine.run.assemble import derived_facts, missing_facts
 from engine.run.durable import Ruleset
+from engine.run.result import Applicability
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,15 @@ class Row:
 
     codes: tuple[str, ...]          # as `Result.codes`: most urgent first, then by code
     derived: dict[str, Any]         # as `Result.derived`
-    applicability: str              # applies | does-not-apply | undetermined
+    applicability: Applicability    # as `Result.applicability` (status, population, because)
     missing: tuple[str, ...] | None  # the names of `Result.missing`, in its order; None: not asked
+    notes: tuple[str, ...] = ()     # as `Result.notes` (e.g. that no fact was given)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"applicability": self.applicability, "codes": list(self.codes), "derived": dict(self.derived),
-                **({"missing": list(self.missing)} if self.missing is not None else {})}
+        return {"applicability": self.applicability.to_dict(), "codes": list(self.codes),
+                "derived": dict(self.derived),
+                **({"missing": list(self.missing)} if self.missing is not None else {}),
+                **({"notes": list(self.notes)} if self.notes else {})}
 
 
 class WithoutMissing:
@@ -67,19 +70,14 @@ def run_row(content: Content, program: Program, ruleset: Ruleset, facts: dict[st
     ev = Evaluation(content, program, facts, ruleset.constants, explain=False, missing=missing)
     ruleset.run({TYPE: INPUT, **facts}, ev.handle)
     derived = derived_facts(ev, converted)
-    if content.population is None:
-        status = "applies"
-    elif ev.population_status is None:  # as engine/run/applicability.py: every outcome has a rule
-        raise RuleEngineError("the population's condition was neither true, false nor undetermined")
-    else:
-        status = ev.population_status
+    status = applicability(ev)  # RuleEngineError when no population outcome fired
     names: tuple[str, ...] | None = None
     if missing:
         ranked = missing_facts(ev)
-        if status == "does-not-apply":
+        if status.status == "does-not-apply":
             ranked = _for_derived_facts(ev, ranked)
         names = tuple(m.fact for m in ranked)
-    if status == "does-not-apply":
+    if status.status == "does-not-apply":
         return Row((), derived, status, names)
     catalogue = content.catalogue
     codes = tuple(sorted(ev.recs, key=lambda code: (urgency_rank(catalogue[code].urgency), code)))
