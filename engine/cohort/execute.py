@@ -47,6 +47,7 @@ _NO_MESSAGE_LOG = {"distributed.admin.low-level-log-length": 0}
 def client(workers: int | None = None, scheduler: str | None = None) -> Iterator[Any]:
     """A Dask client: on `scheduler` (tcp://host:port), or on an embedded cluster of `workers` processes."""
     import dask
+    import distributed  # noqa: F401  (registers its config defaults, which the setting below amends)
 
     with dask.config.set(_NO_MESSAGE_LOG):
         with _client(workers, scheduler) as connected:
