@@ -20,9 +20,9 @@ from engine.run.durable import Ruleset
 from engine.run.evaluate import run
 from engine.run.input import NO_FACTS, check_facts
 from engine.run.result import Result
-from engine.run.row import Row, WithoutMissing, run_row
+from engine.run.row import Row, run_row, without_missing
 from engine.run.what_if import what_if as _what_if
-from engine.run.why_not import WhyNotRuleset, checked_codes
+from engine.run.why_not import checked_codes, why_not_ruleset
 from engine.run.why_not import explain as _why_not
 
 
@@ -47,9 +47,9 @@ class Guideline:
         self.path = path
         self._ruleset = Ruleset(program.definition, constant_facts(program))
         weakref.finalize(self, self._ruleset.close)
-        self._why_not = WhyNotRuleset(content, program)  # built on the first why-not question
+        self._why_not = why_not_ruleset(content, program)  # built on the first why-not question
         weakref.finalize(self, self._why_not.close)
-        self._without_missing = WithoutMissing(program)  # built on the first row without `missing`
+        self._without_missing = without_missing(program)  # built on the first row without `missing`
         weakref.finalize(self, self._without_missing.close)
 
     def __reduce__(self) -> tuple[Any, tuple[dict[str, str], str, str]]:

@@ -92,11 +92,11 @@ def test_a_row_without_missing_runs_no_undetermined_recommendation_rule(guidelin
 
 def test_the_ruleset_without_missing_is_built_on_first_use() -> None:
     g = engine.load()
-    assert g._without_missing._built is None
+    assert not g._without_missing.built
     g.evaluate({"anc": 0.2}), g.evaluate_row({"anc": 0.2})
-    assert g._without_missing._built is None
+    assert not g._without_missing.built
     g.evaluate_row({"anc": 0.2}, missing=False)
-    assert g._without_missing._built is not None
+    assert g._without_missing.built
 
 
 def test_a_row_has_the_cohort_fields(guideline: engine.Guideline) -> None:

@@ -9,7 +9,6 @@ derived facts, applicability status and missing fact names equal the full result
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +16,11 @@ from engine.compile.encoding import INPUT, TYPE, Program
 from engine.compile.program import compile_without_missing
 from engine.model.content import Content
 from engine.model.vocabulary import urgency_rank
-from engine.run.actions import Evaluation, constant_facts
+from engine.run.actions import Evaluation
 from engine.run.applicability import _for_derived_facts, applicability
 from engine.run.assemble import derived_facts, missing_facts
 from engine.run.durable import Ruleset
+from engine.run.lazy import LazyRuleset
 from engine.run.result import Applicability
 
 
@@ -41,27 +41,9 @@ class Row:
                 **({"notes": list(self.notes)} if self.notes else {})}
 
 
-class WithoutMissing:
-    """The program without RECOMMEND_UNDETERMINED rules and its ruleset, built once, on first use."""
-
-    def __init__(self, program: Program):
-        self._program = program
-        self._built: tuple[Program, Ruleset] | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> tuple[Program, Ruleset]:
-        built = self._built
-        if built is None:
-            with self._lock:
-                if self._built is None:
-                    program = compile_without_missing(self._program)
-                    self._built = (program, Ruleset(program.definition, constant_facts(program)))
-                built = self._built
-        return built
-
-    def close(self) -> None:
-        if self._built is not None:
-            self._built[1].close()
+def without_missing(program: Program) -> LazyRuleset:
+    """`program` without RECOMMEND_UNDETERMINED rules and its ruleset, built on first use."""
+    return LazyRuleset(lambda: compile_without_missing(program))
 
 
 def run_row(content: Content, program: Program, ruleset: Ruleset, facts: dict[str, Any],

@@ -9,7 +9,6 @@ wait for) or RECOMMEND_FALSE (the parts known false, with the values matched).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -19,10 +18,10 @@ from engine.compile.kleene import T, U
 from engine.compile.program import compile_why_not
 from engine.errors import BadInputError, RuleEngineError, did_you_mean
 from engine.model.content import Content, Rule, atoms
-from engine.run.actions import Evaluation, Part, constant_facts
+from engine.run.actions import Evaluation, Part
 from engine.run.assemble import result as assemble
-from engine.run.durable import Ruleset
 from engine.run.explain import show
+from engine.run.lazy import LazyRuleset
 from engine.run.result import Result, WhyNotEntry, WhyNotRule
 
 MAX_WHY_NOT_CODES = 64  # more codes than a catalogue has is a malformed request, not a question
@@ -45,38 +44,12 @@ def checked_codes(content: Content, codes: Iterable[Any]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(asked))
 
 
-class WhyNotRuleset:
-    """The why-not program and its durable_rules ruleset, built on the first why-not question.
-
-    Lazy so that loading a guideline and its normal evaluations pay nothing for it; built under a
-    lock so two threads asking at once build it once (the Ruleset itself runs one session at a time).
-    """
-
-    def __init__(self, content: Content, program: Program):
-        self._content, self._program = content, program
-        self._built: tuple[Program, Ruleset] | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> tuple[Program, Ruleset]:
-        built = self._built
-        if built is None:
-            with self._lock:
-                if self._built is None:
-                    program = compile_why_not(self._content, self._program)
-                    self._built = (program, Ruleset(program.definition, constant_facts(program)))
-                built = self._built
-        return built
-
-    @property
-    def built(self) -> bool:
-        return self._built is not None
-
-    def close(self) -> None:
-        if self._built is not None:
-            self._built[1].close()
+def why_not_ruleset(content: Content, program: Program) -> LazyRuleset:
+    """The why-not program (`compile_why_not`) and its ruleset, built on the first why-not question."""
+    return LazyRuleset(lambda: compile_why_not(content, program))
 
 
-def explain(content: Content, why: WhyNotRuleset, facts: dict[str, Any], guideline: dict[str, str],
+def explain(content: Content, why: LazyRuleset, facts: dict[str, Any], guideline: dict[str, str],
             converted: dict[str, float], codes: Sequence[str]) -> Result:
     """The patient's result (the same as a normal evaluation's) with `why_not` for each code."""
     program, ruleset = why.get()
