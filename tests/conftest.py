@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,17 @@ settings.register_profile("ci", max_examples=60, deadline=None, print_blob=True,
 settings.register_profile("long", max_examples=2000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    """One real Dask LocalCluster on loopback per test module (the cohort suites): worker
+    processes, as a deployed cluster has; its address for `--scheduler`."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address
 
 
 @pytest.fixture(scope="module")

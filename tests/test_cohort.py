@@ -31,16 +31,6 @@ def _synth() -> Any:
 
 
 @pytest.fixture(scope="module")
-def scheduler() -> Any:
-    """One real LocalCluster on loopback for the module: worker processes, as a deployed cluster has."""
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=":0") as cluster:
-        yield cluster.scheduler_address
-
-
-@pytest.fixture(scope="module")
 def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cohort")
     _synth().write(40, out, seed=7)

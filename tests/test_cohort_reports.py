@@ -20,15 +20,6 @@ from engine.products.diff import compare as _diff
 
 
 @pytest.fixture(scope="module")
-def scheduler() -> Any:
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=":0") as cluster:
-        yield cluster.scheduler_address
-
-
-@pytest.fixture(scope="module")
 def patients(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cohort")
     _synth().write(60, out, seed=3)
