@@ -64,8 +64,8 @@ def atom_problems(content: Content, atom: Atom, deriving: str | None) -> Iterato
             yield from value_problems(spec, v, atom.where)
 
 
-def _conditions(content: Content) -> Iterator[tuple[Condition, str | None]]:
-    """Every condition of the guideline, with the derived fact its rule derives (None for scores
+def all_conditions(content: Content) -> Iterator[tuple[Condition, str | None]]:
+    """Every condition of the guideline, with the derived fact its rule derives (None for scores,
     the population and expectations)."""
     if content.population is not None:
         yield content.population.when, None
@@ -82,6 +82,6 @@ def _conditions(content: Content) -> Iterator[tuple[Condition, str | None]]:
 
 def condition_atoms(content: Content) -> Iterator[Problem]:
     """Check: each atom of every rule, score and population condition (unknown fact, type, unit, value)."""
-    for cond, deriving in _conditions(content):
+    for cond, deriving in all_conditions(content):
         for atom in atoms(cond):
             yield from atom_problems(content, atom, deriving)

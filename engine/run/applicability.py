@@ -42,7 +42,7 @@ def applicability(ev: Evaluation) -> Applicability:
     return Applicability(ev.population_status, population.description, because)
 
 
-def _for_derived_facts(ev: Evaluation, missing: tuple[MissingFact, ...]) -> tuple[MissingFact, ...]:
+def missing_outside_population(ev: Evaluation, missing: tuple[MissingFact, ...]) -> tuple[MissingFact, ...]:
     """The missing facts that still decide a derived fact, ranked again (the rest waited for
     recommendations only, which a patient outside the population does not get)."""
     kept = {m.fact: [t for t in m.needed_for if t in ev.content.derived] for m in missing}
@@ -56,6 +56,6 @@ def applied(ev: Evaluation, result: Result) -> Result:
         return dataclasses.replace(result, applicability=status)
     recommending = {rule.id for rule in ev.content.rules if rule.recommend}
     return dataclasses.replace(
-        result, applicability=status, recommendations=(), missing=_for_derived_facts(ev, result.missing),
+        result, applicability=status, recommendations=(), missing=missing_outside_population(ev, result.missing),
         rules_fired=frozenset(result.rules_fired - recommending))
 

@@ -17,7 +17,7 @@ from engine.compile.program import compile_without_missing
 from engine.model.content import Content
 from engine.model.vocabulary import urgency_rank
 from engine.run.actions import Evaluation
-from engine.run.applicability import _for_derived_facts, applicability
+from engine.run.applicability import applicability, missing_outside_population
 from engine.run.assemble import derived_facts, missing_facts
 from engine.run.durable import Ruleset
 from engine.run.lazy import LazyRuleset
@@ -57,7 +57,7 @@ def run_row(content: Content, program: Program, ruleset: Ruleset, facts: dict[st
     if missing:
         ranked = missing_facts(ev)
         if status.status == "does-not-apply":
-            ranked = _for_derived_facts(ev, ranked)
+            ranked = missing_outside_population(ev, ranked)
         names = tuple(m.fact for m in ranked)
     if status.status == "does-not-apply":
         return Row((), derived, status, names)

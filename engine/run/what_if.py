@@ -13,7 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 from engine.check.conditions import (
-    _conditions,  # every condition of the guideline, scores included
+    all_conditions,  # every condition of the guideline, scores included
 )
 from engine.model.content import Atom, Content, atoms
 from engine.run.result import Result, WhatIfEntry, WhatIfScenario
@@ -31,7 +31,7 @@ _HOLDS: dict[str, Callable[[Fraction, Fraction], bool]] = {
 
 def _thresholds(content: Content, fact: str) -> list[Atom]:
     """The comparisons on `fact`, on the input or on the derived fact of the same name (anc)."""
-    return [a for cond, _ in _conditions(content) for a in atoms(cond)
+    return [a for cond, _ in all_conditions(content) for a in atoms(cond)
             if a.fact == fact and a.op in _HOLDS and a.binding is not None and a.binding.exact is not None]
 
 
