@@ -16,7 +16,7 @@ from fractions import Fraction
 from typing import Any
 
 from engine.check.conditions import (
-    _conditions,  # every condition of the guideline, scores included
+    all_conditions,  # every condition of the guideline, scores included
 )
 from engine.model.content import Content, FactSpec, atoms
 
@@ -25,7 +25,7 @@ _DELTAS = (Fraction(0), Fraction(1, 10), Fraction(-1, 10), Fraction(1, 100), Fra
 
 def _thresholds(content: Content) -> dict[str, list[Fraction]]:
     found: dict[str, set[Fraction]] = {}
-    for cond, _ in _conditions(content):
+    for cond, _ in all_conditions(content):
         for atom in atoms(cond):
             if atom.binding is not None and atom.binding.exact is not None and atom.fact in content.facts:
                 found.setdefault(atom.fact, set()).add(atom.binding.exact)
