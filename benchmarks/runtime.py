@@ -81,7 +81,7 @@ def check_agreement(guideline: engine.Guideline, patients: list[dict[str, Any]],
             sys.exit(f"the hand-written floor disagrees with the engine on {facts}")
         row = guideline.evaluate_row(facts)
         if (list(row.codes), row.derived, row.applicability, list(row.missing or ())) != \
-                (full.codes, full.derived, full.applicability.status, [m.fact for m in full.missing]):
+                (full.codes, full.derived, full.applicability, [m.fact for m in full.missing]):
             sys.exit(f"evaluate_row disagrees with evaluate on {facts}")
         lean = guideline.evaluate_row(facts, missing=False)
         if (lean.codes, lean.derived, lean.applicability) != (row.codes, row.derived, row.applicability):
