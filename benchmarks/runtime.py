@@ -10,9 +10,10 @@ every measure sees the same machine load):
 - row: `Guideline.evaluate_row` (codes, derived, applicability, missing names);
 - row without missing: `Guideline.evaluate_row(missing=False)`;
 - durable_rules C calls only: each patient's C calls replayed without Python actions (replay.py);
-- full before: with --old DIR (a checkout of the engine before the runtime work, e.g.
-  `git archive <commit> | tar -x -C DIR`), `Guideline.evaluate` of that checkout, in a child
-  process driven pass by pass, whose outputs must hash equal to this checkout's.
+- before: with --old DIR (a checkout of the engine to compare with, e.g.
+  `git archive <commit> | tar -x -C DIR`), full, row and row without missing of that checkout,
+  in a child process driven pass by pass, whose full results must hash equal to this checkout's
+  (a checkout without `evaluate_row` is timed on full only).
 Before timing, it checks that the floor and the rows agree with the full results on every patient.
 """
 
@@ -59,13 +60,26 @@ def _digest(guideline: Any, patients: list[dict[str, Any]]) -> str:
     return h.hexdigest()
 
 
+def _measures(guideline: Any) -> dict[str, Callable[[Any], object]]:
+    measures: dict[str, Callable[[Any], object]] = {"full": guideline.evaluate}
+    if hasattr(guideline, "evaluate_row"):
+        measures["row"] = guideline.evaluate_row
+        measures["row without missing"] = lambda p: guideline.evaluate_row(p, missing=False)
+    return measures
+
+
 def serve_old(count: int) -> None:
-    """The child process: the old checkout's engine (first on PYTHONPATH), one pass per request."""
+    """The child process: the old checkout's engine (first on PYTHONPATH), one pass per request
+    (a measure's name, or nothing when it has no such measure)."""
     guideline = engine.load()
     patients = random_patients(guideline.content, count)
+    measures = _measures(guideline)
+    for call in measures.values():
+        _pass(call, patients[:50])
     print(_digest(guideline, patients), flush=True)
-    for _ in sys.stdin:
-        print(_pass(guideline.evaluate, patients), flush=True)
+    for line in sys.stdin:
+        call = measures.get(line.strip())
+        print(_pass(call, patients) if call else "", flush=True)
 
 
 def check_agreement(guideline: engine.Guideline, patients: list[dict[str, Any]],
@@ -92,7 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patients", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--old", type=Path, help="a checkout of the engine to time as 'full before'")
+    parser.add_argument("--old", type=Path, help="a checkout of the engine to time beside this one ('… before')")
     parser.add_argument("--serve-old", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_old:
@@ -114,26 +128,25 @@ def main() -> None:
         if old.stdout.readline().strip() != _digest(guideline, patients):
             sys.exit("the old checkout's results differ from this one's on these patients")
 
-    measures: dict[str, Callable[[Any], object]] = {
-        "full": guideline.evaluate,
-        "row": guideline.evaluate_row,
-        "row without missing": lambda p: guideline.evaluate_row(p, missing=False),
-    }
+    measures = _measures(guideline)
     scripts = [record(guideline, p) for p in patients]
     for call in measures.values():  # warm up (the row without missing builds its ruleset)
         _pass(call, patients[:50])
-    times: dict[str, list[float]] = {"floor": [], "decisions only": [], "C calls only": [], "full before": [],
-                                     **{name: [] for name in measures}}
+    times: dict[str, list[float]] = {"floor": [], "decisions only": [], "C calls only": [],
+                                     **{name: [] for name in measures},
+                                     **{f"{name} before": [] for name in measures}}
     for _ in range(args.repeat):
         times["floor"].append(_pass(floor, patients))
         times["decisions only"].append(_pass(decide, canonical))
         times["C calls only"].append(_pass(lambda script: replay(guideline, script), scripts))
-        if old is not None:
-            assert old.stdin is not None and old.stdout is not None
-            old.stdin.write("go\n")
-            old.stdin.flush()
-            times["full before"].append(float(old.stdout.readline()))
         for name, call in measures.items():
+            if old is not None:
+                assert old.stdin is not None and old.stdout is not None
+                old.stdin.write(name + "\n")
+                old.stdin.flush()
+                answer = old.stdout.readline().strip()
+                if answer:
+                    times[f"{name} before"].append(float(answer))
             times[name].append(_pass(call, patients))
     if old is not None:
         assert old.stdin is not None
@@ -146,12 +159,14 @@ def main() -> None:
           f"({os.cpu_count()} cores, shared with other work)")
     print("| measure | CPU µs per patient | × floor |")
     print("|---|---|---|")
-    for name in ("floor", "decisions only", "C calls only", "full before", "full", "row", "row without missing"):
+    for name in ("floor", "decisions only", "C calls only", *(m for name in measures for m in (f"{name} before", name))):
         if times[name]:
             median = statistics.median(times[name])
             print(f"| {name} | {median:,.0f} | {median / base:.1f} |")
-    if times["full before"]:
-        print(f"speed-up of full: {statistics.median(times['full before']) / statistics.median(times['full']):.2f}×")
+    for name in measures:
+        if times[f"{name} before"]:
+            print(f"speed-up of {name}: "
+                  f"{statistics.median(times[f'{name} before']) / statistics.median(times[name]):.2f}×")
 
 
 if __name__ == "__main__":

@@ -208,9 +208,13 @@ def test_the_population_is_compiled_into_durable_rules(guideline: engine.Guideli
     assert all(names[k] in guideline.program.definition for k in names)
 
 
-def test_the_status_is_what_durable_rules_fired(guideline: engine.Guideline, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_status_is_what_durable_rules_fired(monkeypatch: pytest.MonkeyPatch) -> None:
     """Were the population rule not fired by the engine, the result could not claim a status."""
     from engine.run import actions
+
+    # A guideline of its own: each program builds its dispatch table from the handlers once, at its
+    # first evaluation (engine/run/actions.py), so the shared fixture must never see these spies.
+    guideline = engine.load()
 
     handlers = dict(actions.Evaluation._HANDLERS)
     fired: list[ActionKind] = []
@@ -226,6 +230,7 @@ def test_the_status_is_what_durable_rules_fired(guideline: engine.Guideline, mon
     guideline.evaluate(LOW_RISK)
     assert fired == [ActionKind.POPULATION_NOT_MET, ActionKind.POPULATION, ActionKind.POPULATION_UNDETERMINED]
     monkeypatch.setitem(actions.Evaluation._HANDLERS, ActionKind.POPULATION_NOT_MET, lambda *a: None)
+    guideline.program.cache.clear()  # the dispatch table again, with the new handler
     with pytest.raises(engine.RuleEngineError, match="population"):
         guideline.evaluate(CHILD)
 

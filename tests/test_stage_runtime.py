@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 import engine
 from engine.compile.encoding import ActionKind
@@ -73,3 +76,27 @@ def test_a_score_with_missing_items_is_a_range_and_decides_the_risk_when_it_can(
     assert res.derived["mascc_score_range"] == [24, 26] and res.derived["mascc_score"] is None
     assert res.derived["fn_risk"] == "low"
     assert "score:mascc" in res.rules_fired
+
+
+def test_only_derived_facts_some_rule_matches_are_asserted(guideline: engine.Guideline,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A derived fact no compiled rule reads is resolved and reported, but never sent to durable_rules
+    (which would not store it): one assertion less per such fact, and nothing else changes."""
+    from engine.run import durable
+
+    read = {p.fact for a in guideline.program.actions.values() for p in a.patterns if p.fact} | \
+        {fact for a in guideline.program.actions.values() for _, fact in a.item_patterns}
+    unread = set(guideline.content.derived) - read
+    assert unread, "the bundled guideline has derived facts nothing reads (the case this covers)"
+    asserted: list[str] = []
+    real = durable.Ruleset._assert
+
+    def spy(self: durable.Ruleset, fact: Any, stored: list[str]) -> int:
+        asserted.append(fact[0] if type(fact) is tuple else str(fact["id"]))
+        return real(self, fact, stored)
+
+    monkeypatch.setattr(durable.Ruleset, "_assert", spy)
+    result = guideline.evaluate({"anc": 0.3, "temperature": 38.6, "age": 60})
+    assert unread & set(result.derived), "an unread derived fact is still reported"
+    assert not {f"d:{name}" for name in unread} & set(asserted)
+    assert {f"d:{name}" for name in read if name in result.derived} & set(asserted)

@@ -107,9 +107,12 @@ class Tally:
         applicability = row.get("applicability")
         if isinstance(applicability, dict) and "status" in applicability:
             summary.applicability[str(applicability["status"])] += sign
-        derived = row["derived"]
-        for fact in self.labels.keys() | derived.keys():  # a fact absent from the result is not determined
-            summary.derived.setdefault(fact, Counter())[self.label(fact, derived.get(fact))] += sign
+        derived, counts, label = row["derived"], summary.derived, self.label
+        for fact in self.labels:  # a fact absent from the result is not determined
+            (counts.get(fact) or counts.setdefault(fact, Counter()))[label(fact, derived.get(fact))] += sign
+        if not derived.keys() <= self.labels.keys():
+            for fact in derived.keys() - self.labels.keys():
+                counts.setdefault(fact, Counter())[label(fact, derived[fact])] += sign
 
 
 def as_json(summary: Summary, tally: Tally, guideline: dict[str, str], seconds: float,

@@ -118,9 +118,12 @@ class Action:
     # that merely satisfies "not known false" sits beside a part that is already decided.
     waits_inputs: frozenset[str] = field(init=False)
     waits_via: frozenset[str] = field(init=False)
+    # The derived facts the branch matched, in pattern order: what its explanation depends on.
+    deps: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         undetermined = frozenset(U)
+        object.__setattr__(self, "deps", tuple(dict.fromkeys(p.fact for p in self.patterns if p.fact is not None)))
         object.__setattr__(self, "waits_inputs", frozenset(
             atom.fact for p in self.patterns if p.fact is None for atom, states in p.literals
             if states == undetermined))
@@ -137,3 +140,6 @@ class Program:
     actions: dict[str, Action]
     item_facts: dict[str, tuple[Score, ScoreItem]] = field(default_factory=dict)
     rules: dict[str, Rule] = field(default_factory=dict)
+    # What the runtime derives from this program once and reuses for every patient (its dispatch
+    # table, engine/run/actions.py): filled on first use, never part of the program's meaning.
+    cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 from typing import Any, Union
 
 from engine.errors import Problem
@@ -134,6 +135,9 @@ class ValueMeaning:
     citations: tuple[int, ...]
 
 
+_IDENTITY = Conversion(Fraction(1), Fraction(0))  # the canonical unit itself
+
+
 @dataclass(frozen=True)
 class FactSpec:
     name: str
@@ -169,8 +173,12 @@ class FactSpec:
 
     def conversion(self, unit: str) -> Conversion | None:
         if unit == self.unit:
-            return Conversion(Fraction(1), Fraction(0))
-        return dict(self.units).get(unit)
+            return _IDENTITY
+        return self._unit_map.get(unit)
+
+    @cached_property
+    def _unit_map(self) -> dict[str, Conversion]:  # every patient's quantities look units up here
+        return dict(self.units)
 
 
 @dataclass(frozen=True)

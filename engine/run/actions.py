@@ -97,8 +97,11 @@ class Evaluation:
         self._rule = ""  # the durable_rules rule firing now
         self.resolved: dict[str, Resolution] = {}
         self.recs: dict[str, list[_Firing]] = {}
-        self.missing_inputs: dict[str, set[str]] = {}   # target -> input facts absent
-        self.missing_via: dict[str, set[str]] = {}      # target -> undetermined derived facts
+        # target -> the undetermined firings for it (their precomputed waits), and the score items
+        # a score total left undetermined: gathered per firing, unioned once (`missing_inputs`).
+        self._waiting: dict[str, list[Action]] = {}
+        self._items_waiting: dict[str, set[str]] = {}
+        self._missing: tuple[dict[str, set[str]], dict[str, set[str]]] | None = None
         self.rules_fired: set[str] = set()
         # The population's outcome (contract section 7) and the literals that decided it, with the
         # values matched: (atom, states, actual); worded by engine/run/applicability.py.
@@ -110,6 +113,7 @@ class Evaluation:
         self.undecided: dict[str, list[Part]] = {}
         self.explain_undecided = False
         self._emit: Emit = lambda fact: None
+        self._dispatch, self._asserted = _dispatch(program), _read_facts(program)
 
     # --- reading matched facts ---------------------------------------------------------
     def unit(self, name: str) -> str | None:
@@ -129,17 +133,15 @@ class Evaluation:
         return None
 
     def _explain(self, action: Action, matched: Matched) -> tuple[str, tuple[str, ...]]:
-        parts, deps = [], []
+        if not self.explain:
+            return "always", action.deps
+        parts = []
         for p in action.patterns:
-            if p.fact is not None and p.fact not in deps:
-                deps.append(p.fact)
-            if not self.explain:
-                continue
             for atom, states in p.literals:
                 part = describe(atom, states, self._actual(p, atom.fact), self.unit(atom.fact))
                 if part not in parts:
                     parts.append(part)
-        return "; ".join(parts) or "always", tuple(deps)
+        return "; ".join(parts) or "always", action.deps
 
     def _parts(self, action: Action, matched: Matched, into: dict[str, list[Part]]) -> None:
         """Each literal of the matched patterns in words, with the value matched, once per rule."""
@@ -153,16 +155,36 @@ class Evaluation:
 
     def _record_missing(self, target: str, action: Action) -> None:
         """Which facts left `target` undetermined: the branch's own (precomputed by the compiler,
-        engine/compile/encoding.py Action.waits_*), and the target itself when it is also an input."""
-        if not self.record_missing:
-            return
-        inputs = self.missing_inputs.get(target)
-        if inputs is None:
-            inputs = self.missing_inputs[target] = set()
-            if target in self.content.facts and target not in self.patient:
-                inputs.add(target)  # a derived fact that is also an input (anc) is decided by giving it
-        inputs |= action.waits_inputs
-        self.missing_via.setdefault(target, set()).update(action.waits_via)
+        engine/compile/encoding.py Action.waits_*), gathered here and unioned once, after the run."""
+        if self.record_missing:
+            waiting = self._waiting.get(target)
+            if waiting is None:
+                self._waiting[target] = [action]
+            else:
+                waiting.append(action)
+
+    def _gather_missing(self) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        if self._missing is None:
+            inputs: dict[str, set[str]] = {}
+            via: dict[str, set[str]] = {name: set(items) for name, items in self._items_waiting.items()}
+            facts, patient = self.content.facts, self.patient
+            for target, actions in self._waiting.items():
+                found = inputs[target] = set().union(*(a.waits_inputs for a in actions))
+                if target in facts and target not in patient:
+                    found.add(target)  # a derived fact that is also an input (anc) is decided by giving it
+                via.setdefault(target, set()).update(*(a.waits_via for a in actions))
+            self._missing = inputs, via
+        return self._missing
+
+    @property
+    def missing_inputs(self) -> dict[str, set[str]]:
+        """target -> the input facts whose absence left it undetermined (read after the run)."""
+        return self._gather_missing()[0]
+
+    @property
+    def missing_via(self) -> dict[str, set[str]]:
+        """target -> the undetermined derived facts (and score items) it waits for (after the run)."""
+        return self._gather_missing()[1]
 
     # --- values --------------------------------------------------------------------------
     def _read(self, op: Operand, action: Action, matched: Matched) -> Any:
@@ -204,6 +226,8 @@ class Evaluation:
         prior = self.resolved.get(name)
         if prior is None:
             self.resolved[name] = res
+            if name not in self._asserted:
+                return  # no compiled rule reads it: durable_rules would not even store it
             constant = self._constants.get(self._rule)
             if constant is None:
                 fields = fact if fact is not None else _constant_fields(self.program.actions[self._rule])
@@ -224,8 +248,8 @@ class Evaluation:
         """Called by the durable_rules adapter for every firing, in this thread."""
         self._emit = emit
         self._rule = rule_name
-        action = self.program.actions[rule_name]
-        self._HANDLERS[action.kind](self, action, matched)
+        handler, action = self._dispatch[rule_name]
+        handler(self, action, matched)
 
     def _start(self, action: Action, matched: Matched) -> None:
         return  # the always-firing rule exists only so delete_state is safe (engine/run/durable.py)
@@ -302,7 +326,7 @@ class Evaluation:
         self.rules_fired.add(rule_id)
         text = f"{action.score.title}: " + ", ".join(parts) if self.explain else ""
         if via and self.record_missing:
-            self.missing_via.setdefault(action.target, set()).update(via)
+            self._items_waiting.setdefault(action.target, set()).update(via)
         deps = tuple(name for _, name in action.item_patterns)
         if lo == hi:
             res = Resolution("value", lo_f, lo_f, hi_f, [(rule_id, text, deps)])
@@ -330,6 +354,29 @@ class Evaluation:
         ActionKind.POPULATION_NOT_MET: _population,
     }
     assert set(_HANDLERS) == set(ActionKind), "every action kind needs a handler"
+
+
+_Dispatch = dict[str, tuple[Callable[[Evaluation, Action, Matched], None], Action]]
+
+
+def _dispatch(program: Program) -> _Dispatch:
+    """Rule name -> (its handler, its action), built once per program: every firing looks up one
+    name instead of the action, then its kind (an Enum, hashed in Python) in the handler table."""
+    table: _Dispatch | None = program.cache.get("dispatch")
+    if table is None:
+        handlers = Evaluation._HANDLERS
+        table = program.cache["dispatch"] = {name: (handlers[a.kind], a) for name, a in program.actions.items()}
+    return table
+
+
+def _read_facts(program: Program) -> frozenset[str]:
+    """The derived facts (and score items) some compiled rule matches: only these are asserted."""
+    read: frozenset[str] | None = program.cache.get("read")
+    if read is None:
+        read = program.cache["read"] = frozenset(
+            [p.fact for a in program.actions.values() for p in a.patterns if p.fact is not None]
+            + [fact for a in program.actions.values() for _, fact in a.item_patterns])
+    return read
 
 
 def _number(value: Fraction) -> int | float:

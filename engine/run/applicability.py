@@ -46,7 +46,8 @@ def missing_outside_population(ev: Evaluation, missing: tuple[MissingFact, ...])
     """The missing facts that still decide a derived fact, ranked again (the rest waited for
     recommendations only, which a patient outside the population does not get)."""
     kept = {m.fact: [t for t in m.needed_for if t in ev.content.derived] for m in missing}
-    return rank({fact: targets for fact, targets in kept.items() if targets}, ev.content)
+    return rank({fact: targets for fact, targets in kept.items() if targets}, ev.content,
+                ev.program.cache.setdefault("decides", {}))
 
 
 def applied(ev: Evaluation, result: Result) -> Result:

@@ -15,15 +15,16 @@ from engine.run.ranking import meanings, rank
 from engine.run.result import MissingFact, RecommendationResult, Result
 
 
-def _inputs_behind(ev: Evaluation, target: str, cache: dict[str, set[str]],
-                   seen: frozenset[str] = frozenset()) -> set[str]:
-    """The input facts whose absence left `target` undetermined, through undetermined derived facts."""
+def _inputs_behind(inputs: dict[str, set[str]], via: dict[str, set[str]], target: str,
+                   cache: dict[str, set[str]], seen: frozenset[str] = frozenset()) -> set[str]:
+    """The input facts whose absence left `target` undetermined, through undetermined derived facts
+    (`inputs`, `via`: the evaluation's missing_inputs and missing_via)."""
     if target in cache:
         return cache[target]
-    found = set(ev.missing_inputs.get(target, ()))
-    for dep in ev.missing_via.get(target, ()):
+    found = set(inputs.get(target, ()))
+    for dep in via.get(target, ()):
         if dep not in seen:
-            found |= _inputs_behind(ev, dep, cache, seen | {target})
+            found |= _inputs_behind(inputs, via, dep, cache, seen | {target})
     cache[target] = found
     return found
 
@@ -72,15 +73,15 @@ def missing_facts(ev: Evaluation) -> tuple[MissingFact, ...]:
     fired = set(ev.recs)
     needed: dict[str, set[str]] = {}
     cache: dict[str, set[str]] = {}
-    targets = [t for t in set(ev.missing_inputs) | set(ev.missing_via)
-               if t not in ev.program.item_facts and t not in fired]
+    inputs, via = ev.missing_inputs, ev.missing_via
+    targets = [t for t in inputs.keys() | via.keys() if t not in ev.program.item_facts and t not in fired]
     for target in targets:
         outcome = ev.resolved.get(target)
         if outcome is not None and outcome.state == "value":
             continue  # decided after all (e.g. by another branch)
-        for fact in _inputs_behind(ev, target, cache):
+        for fact in _inputs_behind(inputs, via, target, cache):
             needed.setdefault(fact, set()).add(target)
-    return rank(needed, ev.content)
+    return rank(needed, ev.content, ev.program.cache.setdefault("decides", {}))
 
 
 def result(ev: Evaluation, guideline: dict[str, str], converted: dict[str, float]) -> Result:

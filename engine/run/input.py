@@ -53,7 +53,7 @@ def _number(name: str, spec: FactSpec, raw: Any, problems: list[InputProblem]) -
         if twice:
             problems.append(InputProblem(name, f"{', '.join(map(repr, twice))} given twice in the quantity"))
             return None
-        extra = sorted(set(raw) - {"value", "unit"})
+        extra = [] if len(raw) == 2 and "value" in raw and "unit" in raw else sorted(set(raw) - {"value", "unit"})
         if extra or "value" not in raw or "unit" not in raw:
             problems.append(InputProblem(name, "a quantity is {\"value\": number, \"unit\": \"UCUM\"}"
                             + (f"; unexpected key(s) {echo(', '.join(extra))}" if extra else "")))
@@ -134,8 +134,20 @@ def check_facts(content: Content, facts: Any) -> tuple[dict[str, Any], dict[str,
     canonical: dict[str, Any] = {}
     converted: dict[str, float] = {}
     twice = set(getattr(facts, "duplicates", ()))  # keys a JSON file gave twice (engine/run/json_input.py)
+    specs = content.facts
+    found: list[InputProblem] = []  # one list for every fact's problems: no list per fact
     for index, (name, raw) in enumerate(facts.items()):
-        spec = content.facts.get(name) if isinstance(name, str) else None
+        spec = specs.get(name) if isinstance(name, str) else None
+        if spec is not None and raw is not None and name not in twice:  # the usual case, first
+            before = len(found)
+            value = _value(name, spec, raw, found)
+            if value is not None:
+                canonical[name] = value
+                if isinstance(raw, dict) and raw.get("unit") != spec.unit:
+                    converted[name] = value
+            if len(found) > before:
+                known += [(index, problem) for problem in found[before:]]
+            continue
         if spec is None and not (isinstance(name, str) and name in content.derived):
             if len(unknown) >= MAX_PROBLEMS:
                 omitted += 1
@@ -144,18 +156,11 @@ def check_facts(content: Content, facts: Any) -> tuple[dict[str, Any], dict[str,
                 unknown.append((index, InputProblem(echo(str(name)), f"unknown fact"
                                                     f"{did_you_mean(str(name), content.facts)}{again}")))
             continue
-        found: list[InputProblem] = []
         if name in twice:
-            found.append(InputProblem(name, "given twice in the same JSON object"))
+            known.append((index, InputProblem(name, "given twice in the same JSON object")))
         elif spec is None:
-            found.append(InputProblem(name, "is derived by the guideline, not an input fact"))
-        elif raw is not None:
-            value = _value(name, spec, raw, found)
-            if value is not None:
-                canonical[name] = value
-                if isinstance(raw, dict) and raw.get("unit") != spec.unit:
-                    converted[name] = value
-        known += [(index, problem) for problem in found]
+            known.append((index, InputProblem(name, "is derived by the guideline, not an input fact")))
+        # else: null, "not known", exactly like an absent fact
     room = max(0, MAX_PROBLEMS - len(known))
     omitted += max(0, len(unknown) - room)
     problems = [problem for _, problem in sorted(known + unknown[:room], key=lambda pair: pair[0])]

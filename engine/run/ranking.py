@@ -33,16 +33,26 @@ def sort_key(missing: MissingFact) -> tuple[int, int, str]:
     return group, -missing.decides.recommendations, missing.fact
 
 
-def rank(needed: Mapping[str, Iterable[str]], content: Content) -> tuple[MissingFact, ...]:
-    """fact -> the targets it is needed for, as MissingFacts in the contract's order."""
-    known: dict[frozenset[str], Decides] = {}  # facts often wait on the same targets: decide once
+_KNOWN_LIMIT = 4096  # distinct target sets remembered per program; past it the memory starts again
+
+
+def rank(needed: Mapping[str, Iterable[str]], content: Content,
+         known: dict[frozenset[str], tuple[tuple[str, ...], Decides]] | None = None) -> tuple[MissingFact, ...]:
+    """fact -> the targets it is needed for, as MissingFacts in the contract's order.
+
+    `known`: what earlier rankings on the same content decided, by set of targets (facts of one
+    patient often wait on the same targets, and patients on the same sets): decided once each."""
+    if known is None:
+        known = {}
+    elif len(known) > _KNOWN_LIMIT:
+        known.clear()
     facts = []
     for fact, targets in needed.items():
         key = frozenset(targets)
         found = known.get(key)
         if found is None:
-            found = known[key] = decides(key, content)
-        facts.append(MissingFact(fact, tuple(sorted(key)), found))
+            found = known[key] = (tuple(sorted(key)), decides(key, content))
+        facts.append(MissingFact(fact, *found))
     return tuple(sorted(facts, key=sort_key))
 
 
