@@ -145,8 +145,9 @@ def test_a_derived_fact_named_like_a_row_column_is_prefixed(guideline: engine.Gu
     assert layout.derived[name] == parquet.PREFIX + name and len(set(layout.schema.names)) == len(layout.schema)
 
 
-def _write(guideline: engine.Guideline, rows: list[dict[str, Any]], path: Path, row_group: int) -> Any:
-    writer = parquet.ParquetRows(guideline, Staged(path), parquet.pyarrow_modules(), row_group)
+def _write(guideline: engine.Guideline, rows: list[dict[str, Any]], path: Path, row_group: int,
+           chunk: int | None = None) -> Any:
+    writer = parquet.ParquetRows(guideline, Staged(path), parquet.pyarrow_modules(), row_group, chunk)
     try:  # as engine/cohort/command.py does
         for row in rows:
             writer.write(json.dumps(row))
@@ -166,10 +167,12 @@ def _row(guideline: engine.Guideline, i: int, derived: dict[str, Any]) -> dict[s
 
 def test_rows_are_written_in_row_groups_as_they_come(guideline: engine.Guideline, tmp_path: Path) -> None:
     rows = [_row(guideline, i, {}) for i in range(23)]
-    file = _write(guideline, rows, tmp_path / "g.parquet", row_group=5)
-    assert file.metadata.num_row_groups == 5 and file.metadata.num_rows == 23
-    assert [r["id"] for r in file.read().to_pylist()] == [f"p{i}" for i in range(23)]
-    assert [p.name for p in tmp_path.iterdir()] == ["g.parquet"]
+    for chunk, groups in ((None, [5, 5, 5, 5, 3]), (2, [6, 6, 6, 5])):  # chunks of 2 rows: groups of 6
+        path = tmp_path / f"g{chunk}.parquet"
+        file = _write(guideline, rows, path, row_group=5, chunk=chunk)
+        assert [file.metadata.row_group(i).num_rows for i in range(file.metadata.num_row_groups)] == groups
+        assert [r["id"] for r in file.read().to_pylist()] == [f"p{i}" for i in range(23)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g2.parquet", "gNone.parquet"]
 
 
 def test_a_derived_value_without_a_column_stops_the_run_and_leaves_no_file(guideline: engine.Guideline,
