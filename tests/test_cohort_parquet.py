@@ -217,6 +217,12 @@ def test_parquet_is_never_written_to_standard_output(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_parquet_file_that_cannot_be_written_is_said_before_the_run(tmp_path: Path) -> None:
+    for target in (tmp_path / "no" / "r.parquet", tmp_path):
+        code, out, err = run("cohort", str(EXAMPLE), "--workers", "1", "-o", str(target), "--format", "parquet")
+        assert code == 2 and f"cannot write {target}" in err and "cohort:" not in err, err
+
+
 def test_without_pyarrow_parquet_output_says_how_to_install_it(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pyarrow", None)       # `import pyarrow` raises ImportError

@@ -11,9 +11,9 @@ the file's key-value metadata.
 
 Streamed: rows are buffered by column, turned into Arrow arrays every CHUNK rows and written as
 one row group per ROW_GROUP rows (pyarrow.parquet.ParquetWriter), so the driver holds at most one
-row group (~1 KB a row in Arrow) whatever the cohort's size. pyarrow is
-the optional extra `parquet`: a well-kept library writing a columnar format we would not write
-ourselves; imported only when Parquet is asked for.
+row group (~1 KB a row in Arrow) whatever the cohort's size. pyarrow is the optional extra
+`parquet`: a well-kept library writing a columnar format we would not write ourselves; imported
+only when Parquet is asked for.
 """
 
 from __future__ import annotations
@@ -100,9 +100,9 @@ def derived_column(pa: Any, spec: FactSpec, column: str) -> tuple[Column, bool]:
     """The column of one fact of `derived`, and whether it holds JSON text. A non-enum fact with an
     `undetermined_label` is JSON text: its values are then a number/boolean/range *or* that label,
     which no single Arrow type holds; so is a type this mapping does not know."""
-    typed = {"boolean": pa.bool_(), "number": pa.float64(), "enum": pa.string(), "string": pa.string(),
+    typed = {"boolean": pa.bool_(), "number": pa.float64(), "enum": pa.string(),
              "range": pa.list_(pa.float64())}.get(spec.type)
-    if typed is None or (spec.undetermined_label is not None and spec.type not in ("enum", "string")):
+    if typed is None or (spec.undetermined_label is not None and spec.type != "enum"):
         return Column(column, pa.string(), _derived(spec.name, _as_json)), True
     return Column(column, typed, _derived(spec.name)), False
 
