@@ -53,7 +53,9 @@ class Block:
 
     @property
     def session(self) -> bool:
-        return any(c.argv[0] in ("cp", "sed", "rm", "mv") for c in self.commands)
+        # `.venv/bin/python -c`: a one-liner reading what the commands before it wrote
+        return any(c.argv[0] in ("cp", "sed", "rm", "mv") or c.argv[:2] == (".venv/bin/python", "-c")
+                   for c in self.commands)
 
 
 def sh_blocks(path: Path) -> list[Block]:

@@ -100,7 +100,10 @@ def build() -> argparse.ArgumentParser:
                  "parallel on Dask", folder="flag")
     p.add_argument("input", metavar="INPUT", help="NDJSON, one {\"id\", \"facts\"} per line (- = stdin), or a "
                    "FHIR Bulk Data export folder (Patient.ndjson, Observation.ndjson, ...)")
-    p.add_argument("-o", "--output", metavar="OUT", help="write the rows (NDJSON) to OUT instead of standard output")
+    p.add_argument("-o", "--output", metavar="OUT", help="write the rows to OUT instead of standard output "
+                   "(NDJSON; Parquet for OUT.parquet)")
+    p.add_argument("--format", choices=("ndjson", "parquet"), help="the rows' format (default: parquet for "
+                   "-o OUT.parquet, else ndjson; parquet needs -o and pyarrow)")
     p.add_argument("--summary", metavar="FILE", help="also write counts and charts to FILE.html or FILE.json")
     add_cohort_flags(p, iso_date)
     p = _command(sub, "render", cmd_render, "the guideline as one HTML (or Markdown) document for clinical review",

@@ -20,7 +20,7 @@ def options(args: argparse.Namespace, source: str) -> Options:
 
 
 def cohort(guideline: Guideline, args: argparse.Namespace, out: TextIO, err: TextIO, stdin: Any) -> int:
-    return command(guideline, options(args, args.input), args.output, out, err, stdin)
+    return command(guideline, options(args, args.input), args.output, out, err, stdin, args.format)
 
 
 def with_cohort(diff: Diff, args: argparse.Namespace, old: Path, new: Path, stdin: Any) -> Diff:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from engine.cohort import bulk, execute, ndjson, report
+from engine.cohort.output import Rows, open_rows
 from engine.cohort.rows import guideline_key, invalid_row
 from engine.cohort.summary import Summary, Tally, as_json
 from engine.cohort.work import BULK, NDJSON, encode, evaluate_batch
@@ -97,7 +98,7 @@ class Run:
     workers: int
 
 
-def run(guideline: Guideline, options: Options, out: TextIO, err: TextIO, stdin: TextIO | BinaryIO) -> Run:
+def run(guideline: Guideline, options: Options, out: Rows, err: TextIO, stdin: TextIO | BinaryIO) -> Run:
     """Evaluate every patient of the input onto `out`, one NDJSON row each, in input order
     (a Bulk Data export: in the order of the patient reference)."""
     kind = check_options(options)
@@ -123,7 +124,7 @@ def run(guideline: Guideline, options: Options, out: TextIO, err: TextIO, stdin:
                                                               f"at {first}; one line per patient"])
                         tally.add(summary, again)
                         text = encode(again)
-                out.write(text + "\n")
+                out.write(text)
             bar.update(len(done.rows))
         seconds = time.perf_counter() - start
     if counts.ignored:
@@ -133,20 +134,17 @@ def run(guideline: Guideline, options: Options, out: TextIO, err: TextIO, stdin:
 
 
 def command(guideline: Guideline, options: Options, output: str | None, out: TextIO, err: TextIO,
-            stdin: TextIO | BinaryIO) -> int:
-    """The whole command: rows to `output` (default `out`), the summary file, the closing line on stderr."""
+            stdin: TextIO | BinaryIO, output_format: str | None = None) -> int:
+    """The whole command: rows to `output` (default `out`; NDJSON, or Parquet by `output_format` or
+    a .parquet name), the summary file, the closing line on stderr."""
     check_options(options)
-    target: TextIO = out
-    if output is not None and output != "-":
-        try:
-            target = open(output, "w", encoding="utf-8")  # noqa: SIM115 (closed below, also on failure)
-        except OSError as exc:
-            raise BadInputError(f"cannot write {output}: {exc.strerror}") from exc
+    rows = open_rows(guideline, output, output_format, out)
     try:
-        done = run(guideline, options, target, err, stdin)
-    finally:
-        if target is not out:
-            target.close()
+        done = run(guideline, options, rows, err, stdin)
+    except BaseException:  # also an interrupt: no half file is left under the output's name
+        rows.abort()
+        raise
+    rows.close()
     s = done.summary
     rate = s.patients / done.seconds if done.seconds > 0 else 0.0
     err.write(f"cohort: {s.patients:,} patients, {s.evaluated:,} evaluated, {s.invalid:,} invalid, in "
