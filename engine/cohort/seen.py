@@ -104,7 +104,9 @@ class SeenIds:
         for start in range(0, len(known), self._rows * 2):
             chunk = known[start:start + self._rows * 2]
             marks = ",".join("?" * len(chunk))
-            earlier.update(db.execute(f"SELECT id, place FROM seen WHERE id IN ({marks})", chunk))
+            for key, place in db.execute(f"SELECT id, place FROM seen WHERE id IN ({marks})", chunk):
+                if place != batch[key]:  # not the place this batch just stored: given before
+                    earlier[key] = place
         answer: list[str | None] = []
         for key, place in zip(keys, places):
             if key is None:
@@ -117,17 +119,18 @@ class SeenIds:
 
     def _insert(self, db: sqlite3.Connection, entries: list[tuple[bytes, str]]) -> list[bytes]:
         """INSERT OR IGNORE of `entries` in statements of `self._rows` rows (one statement per row
-        costs twice the time); the ids that were there already (RETURNING gives the new ones), so
-        only those few are looked up, not the whole batch."""
-        known: list[bytes] = []
+        costs twice the time); the ids of every statement that inserted fewer rows than it was
+        given: some of them were there already. The usual statement brings only new ids, and its
+        count says so with no lookup and no row fetched back."""
+        maybe: list[bytes] = []
         for start in range(0, len(entries), self._rows):
             chunk = entries[start:start + self._rows]
             values = ",".join(["(?,?)"] * len(chunk))
-            new = {row[0] for row in db.execute(f"INSERT OR IGNORE INTO seen (id, place) VALUES {values} "
-                                                "RETURNING id", [value for entry in chunk for value in entry])}
-            if len(new) < len(chunk):
-                known.extend(key for key, _ in chunk if key not in new)
-        return known
+            cursor = db.execute(f"INSERT OR IGNORE INTO seen (id, place) VALUES {values}",
+                                [value for entry in chunk for value in entry])
+            if cursor.rowcount < len(chunk):
+                maybe.extend(key for key, _ in chunk)
+        return maybe
 
     def close(self) -> None:
         """Close the database and remove its folder; safe to call twice."""
