@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import engine
+from engine import cli
 from engine.cohort import command
 from engine.cohort.seen import IdIndexError, SeenIds
 
@@ -118,7 +119,7 @@ def test_the_command_names_the_first_line_of_a_repeated_id(tmp_path: Path, sched
     source = tmp_path / "patients.ndjson"
     source.write_text("\n".join(LINES) + "\n", encoding="utf-8")
     outputs = []
-    for batch in (2, 3, 1000):  # repeats across batches (line 3 after 1) and inside one (5 after 4)
+    for batch in (2, 3, 1000):  # repeats across batches (2: every one) and inside one (3: 1 and 3, 4 and 5)
         out = io.StringIO()
         done = _cohort(guideline, source, scheduler, out, batch)
         outputs.append(out.getvalue())
@@ -161,3 +162,14 @@ def test_a_failed_run_removes_the_index_too(tmp_path: Path, scheduler: str, guid
     with pytest.raises(OSError, match="No space left"):
         _cohort(guideline, source, scheduler, _Failing())
     assert made and not made[0].exists() and list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_no_room_for_the_index_ends_the_run_with_its_reason(tmp_path: Path, scheduler: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
+    source = tmp_path / "patients.ndjson"
+    source.write_text("\n".join(LINES) + "\n", encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["cohort", str(source), "--scheduler", scheduler], out=out, err=err, stdin=io.StringIO())
+    assert code == 1 and "Traceback" not in err.getvalue()
+    assert f"error: cannot create the index of ids given so far in {tmp_path / 'gone'}" in err.getvalue()
