@@ -1,6 +1,6 @@
 """Benchmark: load time, evaluations per second, latency per patient, memory over 100,000 evaluations.
 
-Run: python benchmarks/bench.py [--evaluations 100000]. Pinned to one core where the OS allows.
+Run: python benchmarks/bench.py [--evaluations 100000] [--loads 5] [--passes 20]. Pinned to one core where the OS allows.
 Patients: every clinical case of the bundled guideline plus the examples (a varied set: febrile
 and afebrile, complete and sparse, with and without units).
 """
@@ -31,12 +31,14 @@ def rss_mb() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--evaluations", type=int, default=100_000)
+    parser.add_argument("--loads", type=int, default=5, help="timed loads of the guideline")
+    parser.add_argument("--passes", type=int, default=20, help="timed latency passes over the patients")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
 
     loads = []
-    for _ in range(5):
+    for _ in range(max(args.loads, 1)):
         start = time.perf_counter()
         guideline = engine.load()
         loads.append(time.perf_counter() - start)
@@ -47,7 +49,7 @@ def main() -> None:
     for p in patients:  # warm up
         guideline.evaluate(p)
     latencies = []
-    for _ in range(20):
+    for _ in range(max(args.passes, 1)):
         for p in patients:
             start = time.perf_counter()
             guideline.evaluate(p)
@@ -58,7 +60,7 @@ def main() -> None:
     start = time.perf_counter()
     for i in range(1, args.evaluations + 1):
         guideline.evaluate(patients[i % len(patients)])
-        if i % (args.evaluations // 5) == 0:
+        if i % max(args.evaluations // 5, 1) == 0:  # five samples (after each one when fewer)
             memory.append((i, rss_mb()))
     elapsed = time.perf_counter() - start
 

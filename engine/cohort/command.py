@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, TextIO
 from engine.cohort import bulk, execute, ndjson, report
 from engine.cohort.output import Rows, open_rows
 from engine.cohort.rows import guideline_key, invalid_row
+from engine.cohort.seen import SeenIds
 from engine.cohort.summary import Summary, Tally, as_json
 from engine.cohort.work import BULK, NDJSON, encode, evaluate_batch
 from engine.errors import BadInputError
@@ -105,9 +106,9 @@ def run(guideline: Guideline, options: Options, out: Rows, err: TextIO, stdin: T
     as_of = options.as_of or datetime.now(UTC).date()  # one date for the whole run, on every worker
     key = guideline_key(guideline)
     tally, summary = Tally(guideline), Summary()
-    seen: dict[str, str] = {}
     counts = bulk.Counts()
-    with execute.client(options.workers, options.scheduler) as dask_client, _progress(err) as bar:
+    with execute.client(options.workers, options.scheduler) as dask_client, _progress(err) as bar, \
+            SeenIds() as seen:
         workers = max(execute.worker_count(dask_client), 1)
         start = time.perf_counter()
         shipped = execute.ship(dask_client, guideline)
@@ -115,15 +116,14 @@ def run(guideline: Guideline, options: Options, out: Rows, err: TextIO, stdin: T
         for done in execute.ordered_map(dask_client, evaluate_batch, [shipped, guideline.digest], calls,
                                         execute.WINDOW_PER_WORKER * workers):
             summary.merge(done.summary)
-            for text, patient_id, where in zip(done.rows, done.ids, done.wheres):
-                if kind == NDJSON and patient_id is not None:
-                    first = seen.setdefault(patient_id, where)
-                    if first != where:  # the later line is the invalid one; the first keeps its row
-                        tally.add(summary, json.loads(text), -1)
-                        again = invalid_row(patient_id, key, [f"{where}: id '{patient_id}' was already given "
-                                                              f"at {first}; one line per patient"])
-                        tally.add(summary, again)
-                        text = encode(again)
+            firsts = seen.firsts(done.ids, done.wheres) if kind == NDJSON else [None] * len(done.rows)
+            for text, patient_id, where, first in zip(done.rows, done.ids, done.wheres, firsts):
+                if first is not None:  # the later line is the invalid one; the first keeps its row
+                    tally.add(summary, json.loads(text), -1)
+                    again = invalid_row(patient_id, key, [f"{where}: id '{patient_id}' was already given "
+                                                          f"at {first}; one line per patient"])
+                    tally.add(summary, again)
+                    text = encode(again)
                 out.write(text)
             bar.update(len(done.rows))
         seconds = time.perf_counter() - start
