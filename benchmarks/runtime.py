@@ -12,8 +12,10 @@ every measure sees the same machine load):
 - durable_rules C calls only: each patient's C calls replayed without Python actions (replay.py);
 - before: with --old DIR (a checkout of the engine to compare with, e.g.
   `git archive <commit> | tar -x -C DIR`), full, row and row without missing of that checkout,
-  in a child process driven pass by pass, whose full results must hash equal to this checkout's
-  (a checkout without `evaluate_row` is timed on full only).
+  whose full results must hash equal to this checkout's (a checkout without `evaluate_row` is
+  timed on full only).
+Full, row and row without missing (this checkout's and the old one's) run each checkout in a child
+process of its own, driven pass by pass; the floor and the C calls run in this process.
 Before timing, it checks that the floor and the rows agree with the full results on every patient.
 """
 
@@ -68,9 +70,9 @@ def _measures(guideline: Any) -> dict[str, Callable[[Any], object]]:
     return measures
 
 
-def serve_old(count: int) -> None:
-    """The child process: the old checkout's engine (first on PYTHONPATH), one pass per request
-    (a measure's name, or nothing when it has no such measure)."""
+def serve(count: int) -> None:
+    """A child process: one checkout's engine (first on PYTHONPATH), one pass per request (a
+    measure's name; an empty answer when it has no such measure)."""
     guideline = engine.load()
     patients = random_patients(guideline.content, count)
     measures = _measures(guideline)
@@ -80,6 +82,33 @@ def serve_old(count: int) -> None:
     for line in sys.stdin:
         call = measures.get(line.strip())
         print(_pass(call, patients) if call else "", flush=True)
+
+
+class _Child:
+    """A checkout's engine in a child process, driven pass by pass."""
+
+    def __init__(self, root: Path, count: int):
+        self.root = root.resolve()
+        self.process = subprocess.Popen([sys.executable, __file__, "--serve", "--patients", str(count)],
+                                        cwd=self.root, env={**os.environ, "PYTHONPATH": str(self.root)},
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.digest = self._answer("")
+
+    def _answer(self, request: str | None) -> str:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        if request:
+            self.process.stdin.write(request + "\n")
+            self.process.stdin.flush()
+        return self.process.stdout.readline().strip()
+
+    def time(self, measure: str) -> float | None:
+        answer = self._answer(measure)
+        return float(answer) if answer else None
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait()
 
 
 def check_agreement(guideline: engine.Guideline, patients: list[dict[str, Any]],
@@ -107,10 +136,10 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--old", type=Path, help="a checkout of the engine to time beside this one ('… before')")
-    parser.add_argument("--serve-old", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_old:
-        serve_old(args.patients)
+    if args.serve:
+        serve(args.patients)
         return
 
     load_before = os.getloadavg()
@@ -119,19 +148,17 @@ def main() -> None:
     canonical = [check_facts(guideline.content, p)[0] for p in patients]
     check_agreement(guideline, patients, canonical)
 
-    old = None
-    if args.old:
-        old = subprocess.Popen([sys.executable, __file__, "--serve-old", "--patients", str(args.patients)],
-                               cwd=args.old, env={**os.environ, "PYTHONPATH": str(args.old.resolve())},
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert old.stdin is not None and old.stdout is not None
-        if old.stdout.readline().strip() != _digest(guideline, patients):
-            sys.exit("the old checkout's results differ from this one's on these patients")
+    # Each checkout's evaluations run in a child process of their own, the same way: timed in this
+    # process, after the agreement checks and beside the C-call replays, the same code measured up
+    # to 20 % slower than in a fresh process, which would bias any comparison.
+    now = _Child(HERE.parent, args.patients)
+    old = _Child(args.old, args.patients) if args.old else None
+    for child in (now, old):
+        if child is not None and child.digest != _digest(guideline, patients):
+            sys.exit(f"the results of {child.root} differ from this checkout's on these patients")
 
     measures = _measures(guideline)
     scripts = [record(guideline, p) for p in patients]
-    for call in measures.values():  # warm up (the row without missing builds its ruleset)
-        _pass(call, patients[:50])
     times: dict[str, list[float]] = {"floor": [], "decisions only": [], "C calls only": [],
                                      **{name: [] for name in measures},
                                      **{f"{name} before": [] for name in measures}}
@@ -139,19 +166,14 @@ def main() -> None:
         times["floor"].append(_pass(floor, patients))
         times["decisions only"].append(_pass(decide, canonical))
         times["C calls only"].append(_pass(lambda script: replay(guideline, script), scripts))
-        for name, call in measures.items():
-            if old is not None:
-                assert old.stdin is not None and old.stdout is not None
-                old.stdin.write(name + "\n")
-                old.stdin.flush()
-                answer = old.stdout.readline().strip()
-                if answer:
-                    times[f"{name} before"].append(float(answer))
-            times[name].append(_pass(call, patients))
-    if old is not None:
-        assert old.stdin is not None
-        old.stdin.close()
-        old.wait()
+        for name in measures:
+            for child, label in ((old, f"{name} before"), (now, name)):
+                answer = child.time(name) if child is not None else None
+                if answer is not None:
+                    times[label].append(answer)
+    for child in (now, old):
+        if child is not None:
+            child.close()
 
     base = statistics.median(times["floor"])
     print(f"{args.patients} seeded random patients (benchmarks/patients.py), {args.repeat} passes, medians; "
