@@ -290,3 +290,32 @@ def test_a_terminal_gets_a_progress_bar(scheduler: str, cohort: Path) -> None:
                     err=err) == 0
     assert "\r" in err.getvalue() and " patients/s]" in err.getvalue()  # tqdm's bar, then the closing line
     assert err.getvalue().rstrip().endswith("on 2 workers)")
+
+
+def test_no_missing_rows_equal_the_full_rows_but_say_missing_was_not_computed(tmp_path: Path, scheduler: str,
+                                                                              cohort: Path) -> None:
+    """`--no-missing` runs the ruleset without the rules that only record missing facts: the same codes,
+    derived facts and applicability on every row, and `missing` null (not computed), never []."""
+    source = tmp_path / "patients.ndjson"
+    source.write_text((cohort / "patients.ndjson").read_text() + "\n".join(BAD) + "\n")
+    code, full, _ = run("cohort", str(source), "--scheduler", scheduler, "--summary", str(tmp_path / "a.json"))
+    assert code == 0
+    code, lean, _ = run("cohort", str(source), "--scheduler", scheduler, "--no-missing",
+                        "--summary", str(tmp_path / "b.json"))
+    assert code == 0
+    a, b = rows(full), rows(lean)
+    assert len(a) == len(b) == 40 + len([line for line in BAD if line.strip()])
+    for x, y in zip(a, b, strict=True):
+        if x["status"] == "evaluated":
+            assert y["missing"] is None
+            assert {**x, "missing": None} == y
+        else:
+            assert x == y
+    assert any(r["missing"] for r in a if r["status"] == "evaluated")
+    counts, without = (json.loads((tmp_path / name).read_text()) for name in ("a.json", "b.json"))
+    assert counts["missing"] and without["missing"] is None
+    assert {k: v for k, v in counts.items() if k not in ("missing", "seconds", "throughput")} == \
+        {k: v for k, v in without.items() if k not in ("missing", "seconds", "throughput")}
+    code, _, _ = run("cohort", str(source), "--scheduler", scheduler, "--no-missing", "-o", str(tmp_path / "r.ndjson"),
+                     "--summary", str(tmp_path / "b.html"))
+    assert code == 0 and "Not computed" in (tmp_path / "b.html").read_text()

@@ -16,7 +16,8 @@ from engine.products.diff.results import Diff
 def options(args: argparse.Namespace, source: str) -> Options:
     return Options(source, workers=args.workers, scheduler=args.scheduler, as_of=args.as_of,
                    facts=Path(args.facts) if args.facts else None,
-                   summary=Path(args.summary) if getattr(args, "summary", None) else None)
+                   summary=Path(args.summary) if getattr(args, "summary", None) else None,
+                   missing=not getattr(args, "no_missing", False))
 
 
 def cohort(guideline: Guideline, args: argparse.Namespace, out: TextIO, err: TextIO, stdin: Any) -> int:

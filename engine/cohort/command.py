@@ -37,6 +37,7 @@ class Options:
     summary: Path | None = None
     batch: int = execute.BATCH
     chunk_lines: int = bulk.CHUNK_LINES
+    missing: bool = True             # False (`--no-missing`): rows and summary without the missing facts
 
 
 def check_options(options: Options) -> str:
@@ -112,7 +113,8 @@ def run(guideline: Guideline, options: Options, out: Rows, err: TextIO, stdin: T
         workers = max(execute.worker_count(dask_client), 1)
         start = time.perf_counter()
         shipped = execute.ship(dask_client, guideline)
-        calls = ((kind, batch, as_of) for batch in execute.batches(items(kind, options, stdin, counts), options.batch))
+        calls = ((kind, batch, as_of, options.missing)
+                 for batch in execute.batches(items(kind, options, stdin, counts), options.batch))
         for done in execute.ordered_map(dask_client, evaluate_batch, [shipped, guideline.digest], calls,
                                         execute.WINDOW_PER_WORKER * workers):
             summary.merge(done.summary)
@@ -152,7 +154,7 @@ def command(guideline: Guideline, options: Options, output: str | None, out: Tex
               f"{'s' if done.workers != 1 else ''})\n")
     if options.summary is not None:
         data = as_json(s, Tally(guideline), {**guideline_key(guideline), "title": guideline.content.metadata.title},
-                       done.seconds, done.workers)
+                       done.seconds, done.workers, missing=options.missing)
         text = (json.dumps(data, ensure_ascii=False, indent=2) + "\n" if options.summary.suffix == ".json"
                 else report.html(data, guideline))
         try:

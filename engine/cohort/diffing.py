@@ -60,7 +60,10 @@ def diff_batch(old: Guideline, new: Guideline, digests: tuple[str, str], kind: s
     checked(new, digests[1])
     tally = Tally()
     for item in items:
-        rows = [line_row(g, item)[0] if kind == NDJSON else group_row(g, item, as_of)[0] for g in (old, new)]
+        # Codes and derived facts are compared, never the missing facts: the rows without them,
+        # evaluated on the ruleset without the rules that only record them (about twice as fast).
+        rows = [line_row(g, item, missing=False)[0] if kind == NDJSON else group_row(g, item, as_of, missing=False)[0]
+                for g in (old, new)]
         tally.patients += 1
         a, b = rows
         if a["status"] != "evaluated" or b["status"] != "evaluated":

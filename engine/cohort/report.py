@@ -95,7 +95,9 @@ def html(data: dict[str, Any], guideline: Guideline) -> str:
                     + bars([(label, n, _BAR) for label, n in counts.items()], evaluated, fact, 150, 200) + "</div>")
     body.append("</div><h2>Missing data</h2>")
     missing = data["missing"]
-    if missing:
+    if missing is None:
+        body.append("<p>Not computed: the run was asked for no missing facts (<code>--no-missing</code>).</p>")
+    elif missing:
         body.append('<p class="note">How many evaluated patients lacked each fact that a recommendation, the '
                     "applicability or a derived fact was waiting for.</p>")
         body.append(bars([(fact, n, "#7c3aed") for fact, n in missing.items()], evaluated, "missing facts"))

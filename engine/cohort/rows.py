@@ -26,9 +26,10 @@ def result_row(patient_id: str, guideline: dict[str, str], row: Row) -> dict[str
     """The row of an evaluated patient: applicability, codes, derived facts and the names of the
     missing facts, the most important first (the lean evaluation: no explanation is worded)."""
     evaluated = row.to_dict()
+    # Without the missing facts (`--no-missing`): null, "not computed", never [] ("nothing is missing").
     out = {"id": patient_id, "status": EVALUATED, "guideline": guideline,
            "applicability": evaluated["applicability"], "codes": evaluated["codes"],
-           "derived": evaluated["derived"], "missing": evaluated["missing"], "problems": []}
+           "derived": evaluated["derived"], "missing": evaluated.get("missing"), "problems": []}
     if row.notes:  # e.g. "no facts were given": said, as `evaluate` says it, never silent
         out["notes"] = list(row.notes)
     return out
@@ -41,11 +42,12 @@ def invalid_row(patient_id: str | None, guideline: dict[str, str], problems: Ite
 
 
 def evaluate_row(guideline: Guideline, key: dict[str, str], patient_id: str, facts: Any,
-                 where: str) -> dict[str, Any]:
-    """One patient evaluated into its row; a rejected input or a void evaluation becomes an invalid row
-    located at `where` (its line), never an exception that would stop the run."""
+                 where: str, missing: bool = True) -> dict[str, Any]:
+    """One patient evaluated into its row (`missing` False: without the missing facts, on the ruleset
+    without the rules that only record them); a rejected input or a void evaluation becomes an
+    invalid row located at `where` (its line), never an exception that would stop the run."""
     try:
-        return result_row(patient_id, key, guideline.evaluate_row(facts))
+        return result_row(patient_id, key, guideline.evaluate_row(facts, missing=missing))
     except InputFactsError as exc:
         return invalid_row(patient_id, key, [f"{where}: {line}" for line in exc.lines()])
     except RuleEngineError as exc:  # that evaluation is void; the next patient gets a fresh one

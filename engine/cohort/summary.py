@@ -102,7 +102,7 @@ class Tally:
         for code in row["codes"]:
             summary.codes[code] += sign
             summary.urgency[self.urgency.get(code, UNKNOWN)] += sign
-        for fact in set(row["missing"]):
+        for fact in set(row["missing"] or ()):  # None: not computed (`--no-missing`)
             summary.missing[fact] += sign
         applicability = row.get("applicability")
         if isinstance(applicability, dict) and "status" in applicability:
@@ -116,8 +116,9 @@ class Tally:
 
 
 def as_json(summary: Summary, tally: Tally, guideline: dict[str, str], seconds: float,
-            workers: int) -> dict[str, Any]:
-    """The contract's summary JSON, with urgency, applicability, distributions and throughput."""
+            workers: int, missing: bool = True) -> dict[str, Any]:
+    """The contract's summary JSON, with urgency, applicability, distributions and throughput
+    (`missing` False: the run did not compute missing facts, and `missing` is null, not {})."""
     def ordered(counts: Counter[str], labels: list[str]) -> dict[str, int]:
         return {label: counts.get(label, 0) for label in labels} | {k: v for k, v in sorted(counts.items())
                                                                    if k not in labels and v}
@@ -134,7 +135,8 @@ def as_json(summary: Summary, tally: Tally, guideline: dict[str, str], seconds: 
         "patients": summary.patients, "evaluated": summary.evaluated, "invalid": summary.invalid,
         # every code of the catalogue, in its order: a code no patient got reads 0, not absent
         "codes": ordered(summary.codes, list(tally.urgency)),
-        "missing": dict(sorted(((f, n) for f, n in summary.missing.items() if n), key=lambda t: (-t[1], t[0]))),
+        "missing": dict(sorted(((f, n) for f, n in summary.missing.items() if n), key=lambda t: (-t[1], t[0])))
+        if missing else None,
         "guideline": guideline,
         "urgency": ordered(summary.urgency, list(urgencies())),
         "code_urgency": dict(tally.urgency),

@@ -69,14 +69,14 @@ def encode(row: dict[str, Any]) -> str:
     return json.dumps(row, ensure_ascii=False, separators=(",", ":"))
 
 
-def line_row(guideline: Guideline, line: ndjson.Line) -> tuple[dict[str, Any], str]:
-    """The row of one NDJSON line, and where it was (`line N`)."""
+def line_row(guideline: Guideline, line: ndjson.Line, missing: bool = True) -> tuple[dict[str, Any], str]:
+    """The row of one NDJSON line, and where it was (`line N`); `missing` as in rows.evaluate_row."""
     where = f"line {line.number}"
     key = guideline_key(guideline)
     patient_id, facts, problems = ndjson.patient(line, where)
     if problems:
         return invalid_row(patient_id, key, problems), where
-    return evaluate_row(guideline, key, str(patient_id), facts, where), where
+    return evaluate_row(guideline, key, str(patient_id), facts, where, missing), where
 
 
 def _relocated(problem: InputProblem, resources: list[tuple[str, str]]) -> str:
@@ -87,7 +87,8 @@ def _relocated(problem: InputProblem, resources: list[tuple[str, str]]) -> str:
     return str(problem)
 
 
-def group_row(guideline: Guideline, group: bulk.Group, as_of: date) -> tuple[dict[str, Any], str]:
+def group_row(guideline: Guideline, group: bulk.Group, as_of: date,
+              missing: bool = True) -> tuple[dict[str, Any], str]:
     """The row of one patient of a Bulk Data export: its resources read as `evaluate --fhir` reads a
     Bundle (engine/fhir/reader.py), joined with its extra facts."""
     key = guideline_key(guideline)
@@ -109,7 +110,7 @@ def group_row(guideline: Guideline, group: bulk.Group, as_of: date) -> tuple[dic
         problems = [_relocated(p, group.resources) for p in exc.problems]
         more = exc.lines()[len(exc.problems):]
         return invalid_row(group.id, key, problems + more), where
-    row = evaluate_row(guideline, key, str(group.id), read.facts, where)
+    row = evaluate_row(guideline, key, str(group.id), read.facts, where, missing)
     if read.notes:  # what the reader skipped (an Observation entered in error, a preliminary one)
         row["notes"] = [*row.get("notes", []), *read.notes]
     return row, where
@@ -118,14 +119,17 @@ def group_row(guideline: Guideline, group: bulk.Group, as_of: date) -> tuple[dic
 NDJSON, BULK = "ndjson", "bulk"
 
 
-def evaluate_batch(guideline: Guideline, digest: str, kind: str, items: list[Any], as_of: date) -> BatchOut:
-    """Rows for a batch of NDJSON lines (kind NDJSON) or Bulk Data groups (kind BULK, read as of `as_of`)."""
+def evaluate_batch(guideline: Guideline, digest: str, kind: str, items: list[Any], as_of: date,
+                   missing: bool = True) -> BatchOut:
+    """Rows for a batch of NDJSON lines (kind NDJSON) or Bulk Data groups (kind BULK, read as of
+    `as_of`); `missing` False: without the missing facts (`--no-missing`)."""
     checked(guideline, digest)
     counting = tally(guideline)
     summary = Summary()
     rows, ids, wheres = [], [], []
     for item in items:
-        row, where = line_row(guideline, item) if kind == NDJSON else group_row(guideline, item, as_of)
+        row, where = line_row(guideline, item, missing) if kind == NDJSON else \
+            group_row(guideline, item, as_of, missing)
         counting.add(summary, row)
         rows.append(encode(row))
         ids.append(row["id"])
