@@ -154,6 +154,8 @@ def main() -> None:
     now = _Child(HERE.parent, args.patients)
     old = _Child(args.old, args.patients) if args.old else None
     for child in (now, old):
+        if child is not None and not child.digest:
+            sys.exit(f"the engine of {child.root} did not start (its error is above)")
         if child is not None and child.digest != _digest(guideline, patients):
             sys.exit(f"the results of {child.root} differ from this checkout's on these patients")
 
