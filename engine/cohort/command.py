@@ -101,7 +101,7 @@ class Run:
 
 
 def run(guideline: Guideline, options: Options, out: Rows, err: TextIO, stdin: TextIO | BinaryIO) -> Run:
-    """Evaluate every patient of the input onto `out`, one NDJSON row each, in input order
+    """Evaluate every patient of the input onto `out` (NDJSON or Parquet), one row each, in input order
     (a Bulk Data export: in the order of the patient reference)."""
     kind = check_options(options)
     as_of = options.as_of or datetime.now(UTC).date()  # one date for the whole run, on every worker

@@ -140,6 +140,7 @@ class Program:
     actions: dict[str, Action]
     item_facts: dict[str, tuple[Score, ScoreItem]] = field(default_factory=dict)
     rules: dict[str, Rule] = field(default_factory=dict)
-    # What the runtime derives from this program once and reuses for every patient (its dispatch
-    # table, engine/run/actions.py): filled on first use, never part of the program's meaning.
+    # What the runtime derives from this program once and reuses for every patient (the dispatch
+    # table and the derived facts rules read, engine/run/actions.py; the decided sets of targets,
+    # engine/run/ranking.py): filled on first use, never part of the program's meaning.
     cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)

@@ -113,7 +113,7 @@ class Evaluation:
         self.undecided: dict[str, list[Part]] = {}
         self.explain_undecided = False
         self._emit: Emit = lambda fact: None
-        self._dispatch, self._asserted = _dispatch(program), _read_facts(program)
+        self._dispatch, self._read_by_rules = _dispatch(program), _read_facts(program)
 
     # --- reading matched facts ---------------------------------------------------------
     def unit(self, name: str) -> str | None:
@@ -226,7 +226,7 @@ class Evaluation:
         prior = self.resolved.get(name)
         if prior is None:
             self.resolved[name] = res
-            if name not in self._asserted:
+            if name not in self._read_by_rules:
                 return  # no compiled rule reads it: durable_rules would not even store it
             constant = self._constants.get(self._rule)
             if constant is None:
