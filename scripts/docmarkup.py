@@ -118,7 +118,7 @@ def run_session(block: Block) -> tuple[tuple[int, str, str], ...]:
     """Each command of a session block in order, in a scratch directory; (exit, stdout, stderr) of each."""
     results = []
     with tempfile.TemporaryDirectory(prefix="docs-session-") as tmp:
-        for name in (".venv", "guidelines", "examples"):
+        for name in (".venv", "guidelines", "examples", "benchmarks"):
             os.symlink(ROOT / name, Path(tmp) / name)
         for command in block.commands:
             done = subprocess.run(shlex.join(command.argv), shell=True, cwd=tmp, capture_output=True, text=True,

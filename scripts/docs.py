@@ -136,6 +136,14 @@ def version_check(region: Region) -> str:
     return fenced("text", "\n".join(lines[start:end]))
 
 
+def cohort_impact(region: Region) -> str:
+    """Only the IMPACT ON THE COHORT table of the `diff --cohort` above (its last paragraph)."""
+    lines = _last_output(region).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("IMPACT ON THE COHORT"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    return fenced("text", "\n".join(lines[start:end]))
+
+
 def _approved(tmp: Path) -> Path:
     folder = _copy_bundled(tmp)
     _replace(folder / "guideline.yaml", "status: draft", "status: approved")
@@ -245,6 +253,7 @@ PRODUCERS: dict[str, Callable[[Region], str]] = {
     "validate-key-typo": validate_key_typo,
     "diff-markdown": diff_markdown,
     "version-check": version_check,
+    "cohort-impact": cohort_impact,
     "release-entry": release_entry,
     "release-mismatch": release_mismatch,
     "audit-line": audit_line,
