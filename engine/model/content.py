@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
@@ -107,6 +108,15 @@ class Operand:
 class Formula:
     op: str  # add | subtract | multiply | divide
     args: tuple[Union[float, Operand, Formula], ...]
+
+    def combine(self, left: Any, right: Any) -> Any:
+        """The operation on its two computed arguments: exact numbers when a patient is evaluated
+        (engine/run/actions.py), z3 terms in `guideline check` (engine/products/check/encode.py).
+        A zero divisor is the caller's to handle: the engine refuses it, the solver excludes it."""
+        return _ARITHMETIC[self.op](left, right)
+
+
+_ARITHMETIC = {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul, "divide": operator.truediv}
 
 
 def operands(value: Any) -> list[Operand]:

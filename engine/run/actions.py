@@ -210,15 +210,9 @@ class Evaluation:
         args = [self._formula(a, action, matched) if isinstance(a, Formula) else
                 exact(self._read(a, action, matched)) if isinstance(a, Operand) else exact(a) for a in f.args]
         left, right = args
-        if f.op == "add":
-            return left + right
-        if f.op == "subtract":
-            return left - right
-        if f.op == "multiply":
-            return left * right
-        if right == 0:
+        if f.op == "divide" and right == 0:
             raise RuleEngineError(f"rule '{action.target}' divides by zero")
-        return left / right
+        return f.combine(left, right)
 
     # --- resolving derived facts --------------------------------------------------------
     def _resolve(self, name: str, res: Resolution, fact: dict[str, Any] | None = None) -> None:

@@ -241,14 +241,9 @@ class Encoding:
             return self._operand(value, action)
         if isinstance(value, Formula):
             left, right = (self._value(a, action) if isinstance(a, (Operand, Formula)) else real(a) for a in value.args)
-            if value.op == "add":
-                return left + right
-            if value.op == "subtract":
-                return left - right
-            if value.op == "multiply":
-                return left * right
-            self.constraints.append(z3.Implies(self._matches(action), right != 0))  # the engine refuses it
-            return left / right
+            if value.op == "divide":
+                self.constraints.append(z3.Implies(self._matches(action), right != 0))  # the engine refuses it
+            return value.combine(left, right)
         return value
 
     def _operand(self, op: Operand, action: Action) -> Any:
