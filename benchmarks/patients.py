@@ -32,7 +32,7 @@ def _thresholds(content: Content) -> dict[str, list[Fraction]]:
     return {name: sorted(values) for name, values in found.items()}
 
 
-def _short(value: Fraction) -> int | float | None:
+def short_number(value: Fraction) -> int | float | None:
     """`value` as a JSON number of at most 12 significant digits, None when it has none."""
     d = value.denominator
     for p in (2, 5):
@@ -56,10 +56,10 @@ def _number(rng: random.Random, spec: FactSpec, cuts: list[Fraction]) -> Any:
     how = rng.random()
     if spec.units and how < 0.25:
         unit, conversion = rng.choice(spec.units)
-        written = _short(value / conversion.multiply - conversion.add)
+        written = short_number(value / conversion.multiply - conversion.add)
         if written is not None:
             return {"value": written, "unit": unit}
-    bare = _short(value)
+    bare = short_number(value)
     assert bare is not None  # a multiple of 1/100 within the range
     return {"value": bare, "unit": spec.unit} if spec.unit and how < 0.4 else bare
 

@@ -18,10 +18,10 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,9 @@ import engine
 from engine import cli
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from patients import short_number  # noqa: E402  (a Fraction as a short JSON number, as the benchmarks write them)
+
 KLEENE = ROOT / "tests" / "fixtures" / "kleene"
 REF = Reference.read(engine.BUNDLED_GUIDELINE)
 TIME_BOUND = 10.0  # seconds for one evaluation of a small input, imports and warm-up included
@@ -220,24 +223,6 @@ def thresholds(ref: Reference) -> dict[str, set[Fraction]]:
     return found
 
 
-def decimal_text(q: Fraction) -> str | None:
-    """`q` written as a short decimal, or None when it has no finite one of <= 12 significant digits."""
-    d = q.denominator
-    for p in (2, 5):
-        while d % p == 0:
-            d //= p
-    if d != 1:
-        return None
-    text = format(Decimal(q.numerator) / Decimal(q.denominator), "f")
-    digits = text.replace("-", "").replace(".", "").lstrip("0")
-    return text if len(digits) <= 12 else None
-
-
-def json_number(text: str) -> int | float:
-    value = Decimal(text)
-    return int(value) if value == value.to_integral_value() else float(text)
-
-
 def number_strategy(ref: Reference, name: str, cuts: set[Fraction]) -> st.SearchStrategy[Any]:
     spec = ref.inputs[name]
     lo, hi = (exact(v) for v in spec.get("range", [0, 1000]))
@@ -253,13 +238,13 @@ def number_strategy(ref: Reference, name: str, cuts: set[Fraction]) -> st.Search
             conversion = (spec.get("units") or {}).get(how)
             if conversion is not None:
                 add, mul = Fraction(str(conversion.get("add", 0))), Fraction(str(conversion["multiply"]))
-                text = decimal_text(value / mul - add)
-                if text is not None:
-                    return {"value": json_number(text), "unit": how}
+                number = short_number(value / mul - add)
+                if number is not None:
+                    return {"value": number, "unit": how}
             how = "canonical"
-        text = decimal_text(value)
-        assert text is not None
-        return json_number(text) if how == "bare" else {"value": json_number(text), "unit": spec["unit"]}
+        number = short_number(value)
+        assert number is not None
+        return number if how == "bare" else {"value": number, "unit": spec["unit"]}
 
     ways = ["bare", "canonical", *(spec.get("units") or {})]
     return st.builds(written, canonical, st.sampled_from(ways))
